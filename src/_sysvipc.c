@@ -1,0 +1,2447 @@
+/*
+ * sysvipc._sysvipc: the C core of sysvipc.
+ *
+ * One function per System V IPC syscall (and per ctl command family), made
+ * directly against the kernel.  Rules this file follows everywhere:
+ *
+ *  - No Py* call between Py_BEGIN_ALLOW_THREADS and Py_END_ALLOW_THREADS:
+ *    everything a syscall needs is copied into locals first, errno is saved
+ *    right after it, and errors are raised once the GIL is held again.
+ *  - EINTR is retried the PEP 475 way: a signal handler that raises stops the
+ *    call at once, one that returns lets it resume; a timeout keeps counting
+ *    from its monotonic deadline.
+ *  - Every integer argument is range-checked against the C type it becomes;
+ *    nothing is silently truncated.
+ *  - Module state, heap types, multi-phase init (PEP 489, PEP 630).
+ */
+
+#define _GNU_SOURCE
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/ipc.h>
+#include <sys/msg.h>
+#include <sys/sem.h>
+#include <sys/shm.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef __linux__
+#error "sysvipc supports Linux only"
+#endif
+
+/* Values from <linux/shm.h> that glibc does not export. */
+#ifndef SHM_HUGE_SHIFT
+#define SHM_HUGE_SHIFT 26
+#endif
+#ifndef SHM_HUGE_2MB
+#define SHM_HUGE_2MB (21 << SHM_HUGE_SHIFT)
+#endif
+#ifndef SHM_HUGE_1GB
+#define SHM_HUGE_1GB (30 << SHM_HUGE_SHIFT)
+#endif
+#ifndef SEMVMX
+#define SEMVMX 32767 // the kernel's limit, fixed in ipc/sem.c
+#endif
+#ifndef SIGEV_THREAD_ID
+#define SIGEV_THREAD_ID 4
+#endif
+
+/* Messages up to this size are received through a buffer on the stack. */
+#define STACK_MSG_SIZE 8192
+/* Copies at least this large are made with the GIL released. */
+#define GIL_RELEASE_COPY_SIZE (64 * 1024)
+/* Semaphore operations held on the stack before a heap array is used. */
+#define STACK_SEMOPS 16
+
+/* The caller must define union semun (semctl(2)). */
+union semun {
+    int val;
+    struct semid_ds *buf;
+    unsigned short *array;
+    struct seminfo *__buf;
+};
+
+/* A message in the kernel's layout: the type, then the payload. */
+typedef struct {
+    long mtype;
+    char mtext[STACK_MSG_SIZE];
+} stack_msgbuf;
+
+/* ------------------------------------------------------------------------ */
+/* Module state                                                              */
+/* ------------------------------------------------------------------------ */
+
+typedef struct {
+    PyObject *IdentifierRemovedError;
+    PyTypeObject *AttachmentType;
+    PyTypeObject *MessageType;
+} module_state;
+
+static struct PyModuleDef sysvipc_module;
+
+static inline module_state *
+get_state(PyObject *module)
+{
+    return (module_state *)PyModule_GetState(module);
+}
+
+static inline module_state *
+get_state_by_type(PyTypeObject *type)
+{
+    PyObject *module = PyType_GetModuleByDef(type, &sysvipc_module);
+    return module ? get_state(module) : NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Errors                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Raise the OSError subclass for `err`, naming the syscall.  OSError's own
+ * constructor picks FileNotFoundError, PermissionError, ... from errno; the
+ * cases it does not know are chosen here.
+ */
+static PyObject *
+raise_errno(module_state *st, int err, const char *syscall_name)
+{
+    PyObject *type = PyExc_OSError;
+    const char *text = strerror(err);
+    if (err == EIDRM) {
+        type = st->IdentifierRemovedError;
+    }
+    else if (err == ENOMSG) {
+        type = PyExc_BlockingIOError; // msgrcv's "would block"
+    }
+    else if (err == ETIMEDOUT) {
+        type = PyExc_TimeoutError;
+        text = "Timed out";
+    }
+    PyObject *args = Py_BuildValue(
+        "(iN)", err,
+        PyUnicode_FromFormat("%s (originated from %s)", text, syscall_name));
+    if (args != NULL) {
+        PyErr_SetObject(type, args);
+        Py_DECREF(args);
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Argument parsing                                                          */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Sort METH_FASTCALL | METH_KEYWORDS arguments into `out` (borrowed
+ * references, NULL where not given).  `names` lists every parameter; the
+ * first `npos` may be passed by position, the first `nreq` are required.
+ */
+static int
+parse_args(const char *fname, PyObject *const *args, Py_ssize_t nargs,
+           PyObject *kwnames, const char *const *names, Py_ssize_t nnames,
+           Py_ssize_t npos, Py_ssize_t nreq, PyObject **out)
+{
+    Py_ssize_t i, j;
+    for (i = 0; i < nnames; i++) {
+        out[i] = NULL;
+    }
+    if (nargs > npos) {
+        PyErr_Format(PyExc_TypeError,
+                     "%s() takes at most %zd positional argument%s (%zd given)",
+                     fname, npos, npos == 1 ? "" : "s", nargs);
+        return -1;
+    }
+    for (i = 0; i < nargs; i++) {
+        out[i] = args[i];
+    }
+    if (kwnames != NULL) {
+        Py_ssize_t nkw = PyTuple_GET_SIZE(kwnames);
+        for (i = 0; i < nkw; i++) {
+            PyObject *key = PyTuple_GET_ITEM(kwnames, i);
+            for (j = 0; j < nnames; j++) {
+                if (PyUnicode_CompareWithASCIIString(key, names[j]) == 0) {
+                    break;
+                }
+            }
+            if (j == nnames) {
+                PyErr_Format(PyExc_TypeError,
+                             "%s() got an unexpected keyword argument '%U'",
+                             fname, key);
+                return -1;
+            }
+            if (out[j] != NULL) {
+                PyErr_Format(PyExc_TypeError,
+                             "%s() got multiple values for argument '%s'",
+                             fname, names[j]);
+                return -1;
+            }
+            out[j] = args[nargs + i];
+        }
+    }
+    for (i = 0; i < nreq; i++) {
+        if (out[i] == NULL) {
+            PyErr_Format(PyExc_TypeError,
+                         "%s() missing required argument '%s'", fname,
+                         names[i]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/*
+ * Convert an integer argument, rejecting (not truncating) values outside
+ * [lo, hi].  bool is refused: True as a key or a size is a bug.
+ */
+static int
+to_llong(PyObject *obj, const char *what, long long lo, long long hi,
+         long long *out)
+{
+    if (PyBool_Check(obj) || !PyIndex_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "%s must be an integer, not %.100s",
+                     what, Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    PyObject *index = PyNumber_Index(obj);
+    if (index == NULL) {
+        return -1;
+    }
+    int overflow = 0;
+    long long value = PyLong_AsLongLongAndOverflow(index, &overflow);
+    if (value == -1 && PyErr_Occurred()) {
+        Py_DECREF(index);
+        return -1;
+    }
+    if (overflow != 0 || value < lo || value > hi) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s must be in the range %lld..%lld, got %S", what, lo, hi,
+                     index);
+        Py_DECREF(index);
+        return -1;
+    }
+    Py_DECREF(index);
+    *out = value;
+    return 0;
+}
+
+/* Unsigned variant, for sizes up to SIZE_MAX-like ranges. */
+static int
+to_ullong(PyObject *obj, const char *what, unsigned long long hi,
+          unsigned long long *out)
+{
+    if (PyBool_Check(obj) || !PyIndex_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "%s must be an integer, not %.100s",
+                     what, Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    PyObject *index = PyNumber_Index(obj);
+    if (index == NULL) {
+        return -1;
+    }
+    int negative = PyObject_RichCompareBool(index, Py_False, Py_LT);
+    unsigned long long value = 0;
+    if (negative == 0) {
+        value = PyLong_AsUnsignedLongLong(index);
+        if (value == (unsigned long long)-1 && PyErr_Occurred()) {
+            if (!PyErr_ExceptionMatches(PyExc_OverflowError)) {
+                Py_DECREF(index);
+                return -1;
+            }
+            PyErr_Clear();
+            negative = 1; // reported as out of range below
+        }
+    }
+    if (negative < 0) {
+        Py_DECREF(index);
+        return -1;
+    }
+    if (negative || value > hi) {
+        PyErr_Format(PyExc_ValueError, "%s must be in the range 0..%llu, got %S",
+                     what, hi, index);
+        Py_DECREF(index);
+        return -1;
+    }
+    Py_DECREF(index);
+    *out = value;
+    return 0;
+}
+
+static int
+to_int(PyObject *obj, const char *what, long long lo, long long hi, int *out)
+{
+    long long v;
+    if (to_llong(obj, what, lo, hi, &v) < 0) {
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+/* An optional int argument with a default. */
+static int
+opt_int(PyObject *obj, const char *what, long long lo, long long hi, int dflt,
+        int *out)
+{
+    if (obj == NULL || obj == Py_None) {
+        *out = dflt;
+        return 0;
+    }
+    return to_int(obj, what, lo, hi, out);
+}
+
+static int
+to_key(PyObject *obj, key_t *out)
+{
+    long long v;
+    if (to_llong(obj, "key", INT32_MIN, INT32_MAX, &v) < 0) {
+        return -1;
+    }
+    *out = (key_t)v;
+    return 0;
+}
+
+static int
+to_id(PyObject *obj, const char *what, int *out)
+{
+    return to_int(obj, what, 0, INT_MAX, out);
+}
+
+/* Flags may only contain the bits in `allowed`. */
+static int
+check_flags(int flags, int allowed, const char *fname)
+{
+    if (flags & ~allowed) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s(): unsupported flag bits 0o%o (allowed: 0o%o)", fname,
+                     flags & ~allowed, allowed);
+        return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Time: deadlines on the monotonic clock                                    */
+/* ------------------------------------------------------------------------ */
+
+static int64_t
+monotonic_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static struct timespec
+ns_to_timespec(int64_t ns)
+{
+    struct timespec ts;
+    if (ns < 0) {
+        ns = 0;
+    }
+    ts.tv_sec = (time_t)(ns / 1000000000);
+    ts.tv_nsec = (long)(ns % 1000000000);
+    return ts;
+}
+
+/*
+ * Parse a timeout in seconds.  Sets *has_deadline to 0 for None (or an
+ * infinite timeout), otherwise *deadline to the monotonic instant it ends.
+ */
+static int
+parse_timeout(PyObject *obj, int *has_deadline, int64_t *deadline)
+{
+    *has_deadline = 0;
+    *deadline = 0;
+    if (obj == NULL || obj == Py_None) {
+        return 0;
+    }
+    if (PyBool_Check(obj) || !(PyFloat_Check(obj) || PyLong_Check(obj) ||
+                               PyIndex_Check(obj) ||
+                               Py_TYPE(obj)->tp_as_number != NULL)) {
+        PyErr_Format(PyExc_TypeError,
+                     "timeout must be a number of seconds or None, not %.100s",
+                     Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    double seconds = PyFloat_AsDouble(obj);
+    if (seconds == -1.0 && PyErr_Occurred()) {
+        if (PyErr_ExceptionMatches(PyExc_OverflowError)) {
+            PyErr_Clear();
+            if (PyObject_RichCompareBool(obj, Py_False, Py_LT) == 1) {
+                PyErr_SetString(PyExc_ValueError,
+                                "timeout must not be negative");
+                return -1;
+            }
+            return 0; // a huge integer: no deadline
+        }
+        return -1;
+    }
+    if (isnan(seconds)) {
+        PyErr_SetString(PyExc_ValueError, "timeout must not be NaN");
+        return -1;
+    }
+    if (seconds < 0) {
+        PyErr_SetString(PyExc_ValueError, "timeout must not be negative");
+        return -1;
+    }
+    if (seconds > 1e9) { // ~31 years: treated as no timeout at all
+        return 0;
+    }
+    *has_deadline = 1;
+    *deadline = monotonic_ns() + (int64_t)(seconds * 1e9);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Waking a thread blocked in msgsnd/msgrcv at its deadline                  */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * The kernel has no timed msgsnd/msgrcv.  A timed call blocks in the plain
+ * syscall and a POSIX timer, aimed at the calling thread alone, sends it a
+ * real-time signal at the deadline (and every millisecond after, in case
+ * the first one landed just before the syscall began).  The signal's
+ * handler does nothing: its only effect is the EINTR that ends the wait.
+ * Waiting costs no CPU and a message is delivered the moment it arrives.
+ *
+ * The signal is taken only while nobody else uses it; otherwise, and where
+ * timers are not available, the wait falls back to polling with IPC_NOWAIT.
+ * The handler is process-wide state by nature, hence the static flag.
+ */
+
+static void
+wakeup_handler(int signo)
+{
+    (void)signo;
+}
+
+static int
+wakeup_signal(void)
+{
+    return SIGRTMIN + 5;
+}
+
+/* 1 when the wake-up handler is (now) installed, 0 when it cannot be. */
+static int
+wakeup_signal_ready(void)
+{
+    int signo = wakeup_signal();
+    struct sigaction current;
+    if (signo > SIGRTMAX || sigaction(signo, NULL, &current) < 0) {
+        return 0;
+    }
+    if (!(current.sa_flags & SA_SIGINFO) &&
+        current.sa_handler == wakeup_handler) {
+        return 1;
+    }
+    if ((current.sa_flags & SA_SIGINFO) || current.sa_handler != SIG_DFL) {
+        return 0; // the application uses this signal: leave it alone
+    }
+    struct sigaction action;
+    memset(&action, 0, sizeof(action));
+    action.sa_handler = wakeup_handler;
+    sigfillset(&action.sa_mask);
+    action.sa_flags = 0; // no SA_RESTART: the point is the EINTR
+    return sigaction(signo, &action, NULL) == 0;
+}
+
+typedef struct {
+    timer_t timer;
+    sigset_t saved_mask;
+    int active;
+} waker;
+
+static int
+waker_start(waker *w, int64_t deadline)
+{
+    w->active = 0;
+    if (!wakeup_signal_ready()) {
+        return -1;
+    }
+    struct sigevent sev;
+    memset(&sev, 0, sizeof(sev));
+    sev.sigev_notify = SIGEV_THREAD_ID;
+    sev.sigev_signo = wakeup_signal();
+#if defined(sigev_notify_thread_id)
+    sev.sigev_notify_thread_id = (pid_t)syscall(SYS_gettid);
+#elif defined(__GLIBC__)
+    sev._sigev_un._tid = (pid_t)syscall(SYS_gettid);
+#else
+    return -1;
+#endif
+    if (timer_create(CLOCK_MONOTONIC, &sev, &w->timer) < 0) {
+        return -1;
+    }
+    struct itimerspec its;
+    its.it_value = ns_to_timespec(deadline);
+    if (its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0) {
+        its.it_value.tv_nsec = 1; // zero would disarm the timer
+    }
+    its.it_interval.tv_sec = 0;
+    its.it_interval.tv_nsec = 1000000;
+    if (timer_settime(w->timer, TIMER_ABSTIME, &its, NULL) < 0) {
+        timer_delete(w->timer);
+        return -1;
+    }
+    sigset_t unblock;
+    sigemptyset(&unblock);
+    sigaddset(&unblock, wakeup_signal());
+    pthread_sigmask(SIG_UNBLOCK, &unblock, &w->saved_mask);
+    w->active = 1;
+    return 0;
+}
+
+static void
+waker_stop(waker *w)
+{
+    if (w->active) {
+        timer_delete(w->timer);
+        pthread_sigmask(SIG_SETMASK, &w->saved_mask, NULL);
+        w->active = 0;
+    }
+}
+
+/* Polling interval bounds for the fallback, in nanoseconds. */
+#define POLL_MIN_NS 50000
+#define POLL_MAX_NS 1000000
+
+static void
+sleep_ns(int64_t ns)
+{
+    struct timespec ts = ns_to_timespec(ns);
+    nanosleep(&ts, NULL); // an EINTR here just ends the nap early
+}
+
+/* ------------------------------------------------------------------------ */
+/* Keys: ftok                                                                */
+/* ------------------------------------------------------------------------ */
+
+PyDoc_STRVAR(ftok_doc,
+"ftok(path, proj_id, /)\n--\n\n"
+"Return the System V key that ftok(3) derives from an existing file and\n"
+"proj_id (an int 1..255 or a one-character string, as in C's ftok(p, 'A')).");
+
+static PyObject *
+sysvipc_ftok(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    module_state *st = get_state(module);
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError,
+                     "ftok() takes exactly 2 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    int proj;
+    if (PyUnicode_Check(args[1])) {
+        if (PyUnicode_GET_LENGTH(args[1]) != 1) {
+            PyErr_SetString(PyExc_ValueError,
+                            "proj_id as a string must be one character");
+            return NULL;
+        }
+        Py_UCS4 ch = PyUnicode_READ_CHAR(args[1], 0);
+        if (ch < 1 || ch > 255) {
+            PyErr_SetString(PyExc_ValueError,
+                            "proj_id must be in the range 1..255");
+            return NULL;
+        }
+        proj = (int)ch;
+    }
+    else if (to_int(args[1], "proj_id", 1, 255, &proj) < 0) {
+        return NULL;
+    }
+    PyObject *path = NULL;
+    if (!PyUnicode_FSConverter(args[0], &path)) {
+        return NULL;
+    }
+    errno = 0;
+    key_t key = ftok(PyBytes_AS_STRING(path), proj);
+    int err = errno;
+    if (key == (key_t)-1 && err != 0) {
+        PyObject *msg = PyUnicode_FromFormat(
+            "%s (originated from ftok)", strerror(err));
+        PyObject *exc_args =
+            msg ? Py_BuildValue("(iNO)", err, msg, args[0]) : NULL;
+        if (exc_args) {
+            PyErr_SetObject(PyExc_OSError, exc_args);
+            Py_DECREF(exc_args);
+        }
+        Py_DECREF(path);
+        (void)st;
+        return NULL;
+    }
+    Py_DECREF(path);
+    return PyLong_FromLong((long)key);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Structures (returned as tuples; sysvipc._structs names the fields)        */
+/* ------------------------------------------------------------------------ */
+
+static PyObject *
+build_ipc_perm(const struct ipc_perm *p)
+{
+#if defined(__GLIBC__)
+    long long key = (long long)p->__key;
+    long long seq = (long long)p->__seq;
+#else
+    long long key = (long long)p->__ipc_perm_key;
+    long long seq = (long long)p->__ipc_perm_seq;
+#endif
+    return Py_BuildValue("(LKKKKKL)", key, (unsigned long long)p->uid,
+                         (unsigned long long)p->gid,
+                         (unsigned long long)p->cuid,
+                         (unsigned long long)p->cgid,
+                         (unsigned long long)p->mode, seq);
+}
+
+static PyObject *
+build_msqid_ds(const struct msqid_ds *d)
+{
+    return Py_BuildValue(
+        "(NLLLKKKLL)", build_ipc_perm(&d->msg_perm), (long long)d->msg_stime,
+        (long long)d->msg_rtime, (long long)d->msg_ctime,
+        (unsigned long long)d->msg_cbytes, (unsigned long long)d->msg_qnum,
+        (unsigned long long)d->msg_qbytes, (long long)d->msg_lspid,
+        (long long)d->msg_lrpid);
+}
+
+static PyObject *
+build_semid_ds(const struct semid_ds *d)
+{
+    return Py_BuildValue("(NLLK)", build_ipc_perm(&d->sem_perm),
+                         (long long)d->sem_otime, (long long)d->sem_ctime,
+                         (unsigned long long)d->sem_nsems);
+}
+
+static PyObject *
+build_shmid_ds(const struct shmid_ds *d)
+{
+    return Py_BuildValue(
+        "(NKLLLLLK)", build_ipc_perm(&d->shm_perm),
+        (unsigned long long)d->shm_segsz, (long long)d->shm_atime,
+        (long long)d->shm_dtime, (long long)d->shm_ctime,
+        (long long)d->shm_cpid, (long long)d->shm_lpid,
+        (unsigned long long)d->shm_nattch);
+}
+
+static PyObject *
+build_msginfo(const struct msginfo *i)
+{
+    return Py_BuildValue("(iiiiiiii)", i->msgpool, i->msgmap, i->msgmax,
+                         i->msgmnb, i->msgmni, i->msgssz, i->msgtql,
+                         (int)i->msgseg);
+}
+
+static PyObject *
+build_seminfo(const struct seminfo *i)
+{
+    return Py_BuildValue("(iiiiiiiiii)", i->semmap, i->semmni, i->semmns,
+                         i->semmnu, i->semmsl, i->semopm, i->semume, i->semusz,
+                         i->semvmx, i->semaem);
+}
+
+static PyObject *
+build_shminfo(const struct shminfo *i)
+{
+    return Py_BuildValue("(KKKKK)", (unsigned long long)i->shmmax,
+                         (unsigned long long)i->shmmin,
+                         (unsigned long long)i->shmmni,
+                         (unsigned long long)i->shmseg,
+                         (unsigned long long)i->shmall);
+}
+
+static PyObject *
+build_shm_info(const struct shm_info *i)
+{
+    return Py_BuildValue("(iKKKKK)", i->used_ids,
+                         (unsigned long long)i->shm_tot,
+                         (unsigned long long)i->shm_rss,
+                         (unsigned long long)i->shm_swp,
+                         (unsigned long long)i->swap_attempts,
+                         (unsigned long long)i->swap_successes);
+}
+
+/*
+ * IPC_SET takes (uid, gid, mode[, qbytes]); None keeps the current value.
+ * The caller has filled `perm` by IPC_STAT.
+ */
+static int
+apply_perm_changes(PyObject *changes, Py_ssize_t nfields,
+                   struct ipc_perm *perm, unsigned long long *qbytes)
+{
+    if (!PyTuple_Check(changes) || PyTuple_GET_SIZE(changes) != nfields) {
+        PyErr_Format(PyExc_TypeError,
+                     "IPC_SET takes a tuple of %zd values "
+                     "(uid, gid, mode%s), None for unchanged",
+                     nfields, nfields == 4 ? ", qbytes" : "");
+        return -1;
+    }
+    long long v;
+    PyObject *item = PyTuple_GET_ITEM(changes, 0);
+    if (item != Py_None) {
+        if (to_llong(item, "uid", 0, UINT32_MAX - 1, &v) < 0) {
+            return -1;
+        }
+        perm->uid = (uid_t)v;
+    }
+    item = PyTuple_GET_ITEM(changes, 1);
+    if (item != Py_None) {
+        if (to_llong(item, "gid", 0, UINT32_MAX - 1, &v) < 0) {
+            return -1;
+        }
+        perm->gid = (gid_t)v;
+    }
+    item = PyTuple_GET_ITEM(changes, 2);
+    if (item != Py_None) {
+        if (to_llong(item, "mode", 0, 0777, &v) < 0) {
+            return -1;
+        }
+        perm->mode = (perm->mode & ~0777) | (mode_t)v;
+    }
+    if (nfields == 4) {
+        item = PyTuple_GET_ITEM(changes, 3);
+        if (item != Py_None) {
+            unsigned long long q;
+            if (to_ullong(item, "qbytes", ULONG_MAX, &q) < 0) {
+                return -1;
+            }
+            *qbytes = q;
+        }
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Message queues                                                            */
+/* ------------------------------------------------------------------------ */
+
+PyDoc_STRVAR(msgget_doc,
+"msgget(key, flags=0, mode=0o600)\n--\n\n"
+"Return the id of the message queue for key (msgget(2)).\n"
+"flags: IPC_CREAT and/or IPC_EXCL; mode: permission bits 0..0o777.");
+
+static PyObject *
+sysvipc_msgget(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
+               PyObject *kwnames)
+{
+    static const char *const names[] = {"key", "flags", "mode"};
+    PyObject *a[3];
+    key_t key;
+    int flags, mode;
+    if (parse_args("msgget", args, nargs, kwnames, names, 3, 3, 1, a) < 0 ||
+        to_key(a[0], &key) < 0 ||
+        opt_int(a[1], "flags", INT_MIN, INT_MAX, 0, &flags) < 0 ||
+        check_flags(flags, IPC_CREAT | IPC_EXCL, "msgget") < 0 ||
+        opt_int(a[2], "mode", 0, 0777, 0600, &mode) < 0) {
+        return NULL;
+    }
+    int id = msgget(key, flags | mode);
+    if (id < 0) {
+        return raise_errno(get_state(module), errno, "msgget");
+    }
+    return PyLong_FromLong(id);
+}
+
+/* If msgsnd said EINVAL for a message over msgmax, say so plainly. */
+static int
+message_too_long(Py_ssize_t len)
+{
+    struct msginfo info;
+    if (msgctl(0, IPC_INFO, (struct msqid_ds *)(void *)&info) < 0) {
+        return 0;
+    }
+    if (len > info.msgmax) {
+        PyErr_Format(PyExc_ValueError,
+                     "message of %zd bytes exceeds the kernel's msgmax limit "
+                     "of %d bytes (/proc/sys/kernel/msgmax)",
+                     len, info.msgmax);
+        return 1;
+    }
+    return 0;
+}
+
+PyDoc_STRVAR(msgsnd_doc,
+"msgsnd(msqid, data, type=1, flags=0, *, timeout=None)\n--\n\n"
+"Send data (any C-contiguous bytes-like object) as a message of the given\n"
+"type (1..LONG_MAX) (msgsnd(2)).  flags: IPC_NOWAIT.  With a timeout in\n"
+"seconds, raise TimeoutError if the queue stays full that long.");
+
+static PyObject *
+sysvipc_msgsnd(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
+               PyObject *kwnames)
+{
+    static const char *const names[] = {"msqid", "data", "type", "flags",
+                                        "timeout"};
+    PyObject *a[5];
+    module_state *st = get_state(module);
+    int msqid, flags;
+    long long mtype = 1;
+    int has_deadline;
+    int64_t deadline;
+    if (parse_args("msgsnd", args, nargs, kwnames, names, 5, 4, 2, a) < 0 ||
+        to_id(a[0], "msqid", &msqid) < 0 ||
+        (a[2] != NULL &&
+         to_llong(a[2], "type", 1, LONG_MAX, &mtype) < 0) ||
+        opt_int(a[3], "flags", INT_MIN, INT_MAX, 0, &flags) < 0 ||
+        check_flags(flags, IPC_NOWAIT, "msgsnd") < 0 ||
+        parse_timeout(a[4], &has_deadline, &deadline) < 0) {
+        return NULL;
+    }
+
+    Py_buffer view;
+    if (PyObject_GetBuffer(a[1], &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    Py_ssize_t len = view.len;
+    stack_msgbuf stackbuf;
+    stack_msgbuf *msg = &stackbuf;
+    if (len > STACK_MSG_SIZE) {
+        if ((size_t)len > PY_SSIZE_T_MAX - sizeof(long)) {
+            PyBuffer_Release(&view);
+            PyErr_SetString(PyExc_ValueError, "message too large");
+            return NULL;
+        }
+        msg = PyMem_RawMalloc(sizeof(long) + (size_t)len);
+        if (msg == NULL) {
+            PyBuffer_Release(&view);
+            return PyErr_NoMemory();
+        }
+    }
+    msg->mtype = (long)mtype;
+    if (len >= GIL_RELEASE_COPY_SIZE) {
+        const void *src = view.buf;
+        Py_BEGIN_ALLOW_THREADS
+        memcpy(msg->mtext, src, (size_t)len);
+        Py_END_ALLOW_THREADS
+    }
+    else if (len > 0) {
+        memcpy(msg->mtext, view.buf, (size_t)len);
+    }
+
+    int rc, err = 0, async_err = 0;
+    waker w = {.active = 0};
+    int polling = 0;
+    int64_t poll_ns = POLL_MIN_NS;
+    int callflags = flags;
+    if (has_deadline && !(flags & IPC_NOWAIT)) {
+        callflags |= IPC_NOWAIT; // first try without waiting at all
+    }
+    for (;;) {
+        Py_BEGIN_ALLOW_THREADS
+        rc = msgsnd(msqid, msg, (size_t)len, callflags);
+        err = errno;
+        Py_END_ALLOW_THREADS
+        if (rc == 0) {
+            break;
+        }
+        if (err == EINTR) {
+            if (PyErr_CheckSignals() < 0) {
+                async_err = 1;
+                break;
+            }
+        }
+        else if (!(err == EAGAIN && has_deadline && !(flags & IPC_NOWAIT))) {
+            break;
+        }
+        if (has_deadline && !(flags & IPC_NOWAIT)) {
+            int64_t now = monotonic_ns();
+            if (now >= deadline) {
+                err = ETIMEDOUT;
+                break;
+            }
+            if (!w.active && !polling) {
+                if (waker_start(&w, deadline) == 0) {
+                    callflags = flags; // block; the timer ends the wait
+                }
+                else {
+                    polling = 1;
+                }
+            }
+            if (polling && err == EAGAIN) {
+                int64_t nap = poll_ns < deadline - now ? poll_ns
+                                                       : deadline - now;
+                Py_BEGIN_ALLOW_THREADS
+                sleep_ns(nap);
+                Py_END_ALLOW_THREADS
+                poll_ns = poll_ns * 2 > POLL_MAX_NS ? POLL_MAX_NS
+                                                    : poll_ns * 2;
+            }
+        }
+    }
+    waker_stop(&w);
+    if (msg != &stackbuf) {
+        PyMem_RawFree(msg);
+    }
+    PyBuffer_Release(&view);
+    if (async_err) {
+        return NULL;
+    }
+    if (rc < 0) {
+        if (err == EINVAL && message_too_long(len)) {
+            return NULL;
+        }
+        return raise_errno(st, err, "msgsnd");
+    }
+    Py_RETURN_NONE;
+}
+
+/*
+ * The receive loop shared by msgrcv and msgrcv_into: receive into `buf`
+ * (capacity `cap`), with the timeout logic of msgsnd.  Returns the payload
+ * length or -1 with *err set (0 in *err means a Python exception is set).
+ */
+static Py_ssize_t
+receive_loop(int msqid, void *buf, size_t cap, long mtype, int flags,
+             int has_deadline, int64_t deadline, int *err)
+{
+    ssize_t n;
+    int e = 0;
+    waker w = {.active = 0};
+    int polling = 0;
+    int64_t poll_ns = POLL_MIN_NS;
+    int timed = has_deadline && !(flags & IPC_NOWAIT);
+    int callflags = timed ? (flags | IPC_NOWAIT) : flags;
+    for (;;) {
+        Py_BEGIN_ALLOW_THREADS
+        n = msgrcv(msqid, buf, cap, mtype, callflags);
+        e = errno;
+        Py_END_ALLOW_THREADS
+        if (n >= 0) {
+            break;
+        }
+        if (e == EINTR) {
+            if (PyErr_CheckSignals() < 0) {
+                e = 0;
+                break;
+            }
+        }
+        else if (!(e == ENOMSG && timed)) {
+            break;
+        }
+        if (timed) {
+            int64_t now = monotonic_ns();
+            if (now >= deadline) {
+                e = ETIMEDOUT;
+                break;
+            }
+            if (!w.active && !polling) {
+                if (waker_start(&w, deadline) == 0) {
+                    callflags = flags;
+                }
+                else {
+                    polling = 1;
+                }
+            }
+            if (polling && e == ENOMSG) {
+                int64_t nap = poll_ns < deadline - now ? poll_ns
+                                                       : deadline - now;
+                Py_BEGIN_ALLOW_THREADS
+                sleep_ns(nap);
+                Py_END_ALLOW_THREADS
+                poll_ns = poll_ns * 2 > POLL_MAX_NS ? POLL_MAX_NS
+                                                    : poll_ns * 2;
+            }
+        }
+    }
+    waker_stop(&w);
+    if (n < 0) {
+        *err = e;
+        return -1;
+    }
+    return (Py_ssize_t)n;
+}
+
+/*
+ * Receive into the stack buffer first; only a message longer than that
+ * (E2BIG leaves it queued) costs a heap buffer of the requested size.
+ * On success *out points at the message (stack or heap: free if != stack).
+ */
+static Py_ssize_t
+receive_message(module_state *st, int msqid, size_t max_size, long mtype,
+                int flags, int has_deadline, int64_t deadline,
+                stack_msgbuf *stackbuf, stack_msgbuf **out)
+{
+    int err = 0;
+    Py_ssize_t n;
+    *out = stackbuf;
+    if (max_size <= STACK_MSG_SIZE) {
+        n = receive_loop(msqid, stackbuf, max_size, mtype, flags,
+                         has_deadline, deadline, &err);
+    }
+    else {
+        n = receive_loop(msqid, stackbuf, STACK_MSG_SIZE, mtype,
+                         flags & ~MSG_NOERROR, has_deadline, deadline, &err);
+        if (n < 0 && err == E2BIG) {
+            stack_msgbuf *heap = PyMem_RawMalloc(sizeof(long) + max_size);
+            if (heap == NULL) {
+                PyErr_NoMemory();
+                return -1;
+            }
+            n = receive_loop(msqid, heap, max_size, mtype, flags,
+                             has_deadline, deadline, &err);
+            if (n < 0) {
+                PyMem_RawFree(heap);
+            }
+            else {
+                *out = heap;
+            }
+        }
+    }
+    if (n < 0 && err != 0) {
+        raise_errno(st, err, "msgrcv");
+    }
+    return n;
+}
+
+#define MSGRCV_FLAGS (IPC_NOWAIT | MSG_NOERROR | MSG_EXCEPT | MSG_COPY)
+
+static int
+check_receive_flags(int flags, const char *fname)
+{
+    if (check_flags(flags, MSGRCV_FLAGS, fname) < 0) {
+        return -1;
+    }
+    if ((flags & MSG_COPY) && (flags & MSG_EXCEPT)) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s(): MSG_COPY and MSG_EXCEPT cannot be combined", fname);
+        return -1;
+    }
+    return 0;
+}
+
+PyDoc_STRVAR(msgrcv_doc,
+"msgrcv(msqid, max_size, type=0, flags=0, *, timeout=None)\n--\n\n"
+"Receive a message of at most max_size bytes (msgrcv(2)); return a\n"
+"Message (data, type).  type 0: the first message; >0: the first of that\n"
+"type; <0: the first of the lowest type <= |type|.  flags: IPC_NOWAIT,\n"
+"MSG_NOERROR (truncate), MSG_EXCEPT, MSG_COPY (read the message at index\n"
+"`type` without removing it; implies IPC_NOWAIT).");
+
+static PyObject *
+sysvipc_msgrcv(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
+               PyObject *kwnames)
+{
+    static const char *const names[] = {"msqid", "max_size", "type", "flags",
+                                        "timeout"};
+    PyObject *a[5];
+    module_state *st = get_state(module);
+    int msqid, flags;
+    long long mtype = 0;
+    unsigned long long max_size;
+    int has_deadline;
+    int64_t deadline;
+    if (parse_args("msgrcv", args, nargs, kwnames, names, 5, 4, 2, a) < 0 ||
+        to_id(a[0], "msqid", &msqid) < 0 ||
+        to_ullong(a[1], "max_size", PY_SSIZE_T_MAX - sizeof(long),
+                  &max_size) < 0 ||
+        (a[2] != NULL &&
+         to_llong(a[2], "type", LONG_MIN, LONG_MAX, &mtype) < 0) ||
+        opt_int(a[3], "flags", INT_MIN, INT_MAX, 0, &flags) < 0 ||
+        check_receive_flags(flags, "msgrcv") < 0 ||
+        parse_timeout(a[4], &has_deadline, &deadline) < 0) {
+        return NULL;
+    }
+    if (flags & MSG_COPY) {
+        flags |= IPC_NOWAIT; // the kernel requires it
+    }
+    stack_msgbuf stackbuf, *msg;
+    Py_ssize_t n = receive_message(st, msqid, (size_t)max_size, (long)mtype,
+                                   flags, has_deadline, deadline, &stackbuf,
+                                   &msg);
+    if (n < 0) {
+        return NULL;
+    }
+    PyObject *result = PyStructSequence_New(st->MessageType);
+    PyObject *data = PyBytes_FromStringAndSize(msg->mtext, n);
+    PyObject *type = PyLong_FromLong(msg->mtype);
+    if (msg != &stackbuf) {
+        PyMem_RawFree(msg);
+    }
+    if (result == NULL || data == NULL || type == NULL) {
+        Py_XDECREF(result);
+        Py_XDECREF(data);
+        Py_XDECREF(type);
+        return NULL;
+    }
+    PyStructSequence_SET_ITEM(result, 0, data);
+    PyStructSequence_SET_ITEM(result, 1, type);
+    return result;
+}
+
+PyDoc_STRVAR(msgrcv_into_doc,
+"msgrcv_into(msqid, buffer, type=0, flags=0, *, timeout=None)\n--\n\n"
+"Receive a message into a writable buffer; return (nbytes, type).  The\n"
+"buffer's length is the largest message accepted: a longer one raises\n"
+"OSError(E2BIG) and stays queued unless flags has MSG_NOERROR.");
+
+static PyObject *
+sysvipc_msgrcv_into(PyObject *module, PyObject *const *args,
+                    Py_ssize_t nargs, PyObject *kwnames)
+{
+    static const char *const names[] = {"msqid", "buffer", "type", "flags",
+                                        "timeout"};
+    PyObject *a[5];
+    module_state *st = get_state(module);
+    int msqid, flags;
+    long long mtype = 0;
+    int has_deadline;
+    int64_t deadline;
+    if (parse_args("msgrcv_into", args, nargs, kwnames, names, 5, 4, 2, a) <
+            0 ||
+        to_id(a[0], "msqid", &msqid) < 0 ||
+        (a[2] != NULL &&
+         to_llong(a[2], "type", LONG_MIN, LONG_MAX, &mtype) < 0) ||
+        opt_int(a[3], "flags", INT_MIN, INT_MAX, 0, &flags) < 0 ||
+        check_receive_flags(flags, "msgrcv_into") < 0 ||
+        parse_timeout(a[4], &has_deadline, &deadline) < 0) {
+        return NULL;
+    }
+    if (flags & MSG_COPY) {
+        flags |= IPC_NOWAIT;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(a[1], &view, PyBUF_WRITABLE) < 0) {
+        return NULL;
+    }
+    stack_msgbuf stackbuf, *msg;
+    Py_ssize_t n = receive_message(st, msqid, (size_t)view.len, (long)mtype,
+                                   flags, has_deadline, deadline, &stackbuf,
+                                   &msg);
+    long got_type = 0;
+    if (n >= 0) {
+        got_type = msg->mtype;
+        if (n >= GIL_RELEASE_COPY_SIZE) {
+            void *dst = view.buf;
+            Py_BEGIN_ALLOW_THREADS
+            memcpy(dst, msg->mtext, (size_t)n);
+            Py_END_ALLOW_THREADS
+        }
+        else if (n > 0) {
+            memcpy(view.buf, msg->mtext, (size_t)n);
+        }
+        if (msg != &stackbuf) {
+            PyMem_RawFree(msg);
+        }
+    }
+    PyBuffer_Release(&view);
+    if (n < 0) {
+        return NULL;
+    }
+    return Py_BuildValue("(nl)", n, got_type);
+}
+
+PyDoc_STRVAR(msgctl_doc,
+"msgctl(msqid, cmd, arg=None)\n--\n\n"
+"msgctl(2).  IPC_STAT, MSG_STAT, MSG_STAT_ANY: return the msqid_ds fields\n"
+"as a tuple (MSG_STAT*: (msqid, fields), msqid being an index there).\n"
+"IPC_SET: arg is (uid, gid, mode, qbytes), None for unchanged.\n"
+"IPC_RMID: remove.  IPC_INFO, MSG_INFO: return (index, msginfo fields).");
+
+static PyObject *
+sysvipc_msgctl(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
+               PyObject *kwnames)
+{
+    static const char *const names[] = {"msqid", "cmd", "arg"};
+    PyObject *a[3];
+    module_state *st = get_state(module);
+    int msqid, cmd, rc, err;
+    if (parse_args("msgctl", args, nargs, kwnames, names, 3, 3, 2, a) < 0 ||
+        to_id(a[0], "msqid", &msqid) < 0 ||
+        to_int(a[1], "cmd", INT_MIN, INT_MAX, &cmd) < 0) {
+        return NULL;
+    }
+    struct msqid_ds ds;
+    memset(&ds, 0, sizeof(ds));
+    switch (cmd) {
+    case IPC_STAT:
+#ifdef MSG_STAT
+    case MSG_STAT:
+#endif
+#ifdef MSG_STAT_ANY
+    case MSG_STAT_ANY:
+#endif
+        rc = msgctl(msqid, cmd, &ds);
+        if (rc < 0) {
+            return raise_errno(st, errno, "msgctl");
+        }
+        if (cmd == IPC_STAT) {
+            return build_msqid_ds(&ds);
+        }
+        return Py_BuildValue("(iN)", rc, build_msqid_ds(&ds));
+    case IPC_SET: {
+        if (a[2] == NULL) {
+            PyErr_SetString(PyExc_TypeError,
+                            "msgctl(IPC_SET) needs arg=(uid, gid, mode, "
+                            "qbytes)");
+            return NULL;
+        }
+        if (msgctl(msqid, IPC_STAT, &ds) < 0) {
+            return raise_errno(st, errno, "msgctl");
+        }
+        unsigned long long qbytes = ds.msg_qbytes;
+        if (apply_perm_changes(a[2], 4, &ds.msg_perm, &qbytes) < 0) {
+            return NULL;
+        }
+        ds.msg_qbytes = (msglen_t)qbytes;
+        if (msgctl(msqid, IPC_SET, &ds) < 0) {
+            return raise_errno(st, errno, "msgctl");
+        }
+        Py_RETURN_NONE;
+    }
+    case IPC_RMID:
+        Py_BEGIN_ALLOW_THREADS
+        rc = msgctl(msqid, IPC_RMID, NULL);
+        err = errno;
+        Py_END_ALLOW_THREADS
+        if (rc < 0) {
+            return raise_errno(st, err, "msgctl");
+        }
+        Py_RETURN_NONE;
+    case IPC_INFO:
+#ifdef MSG_INFO
+    case MSG_INFO:
+#endif
+    {
+        struct msginfo info;
+        memset(&info, 0, sizeof(info));
+        rc = msgctl(msqid, cmd, (struct msqid_ds *)(void *)&info);
+        if (rc < 0) {
+            return raise_errno(st, errno, "msgctl");
+        }
+        return Py_BuildValue("(iN)", rc, build_msginfo(&info));
+    }
+    default:
+        PyErr_Format(PyExc_ValueError, "msgctl(): unknown command %d", cmd);
+        return NULL;
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Semaphore sets                                                            */
+/* ------------------------------------------------------------------------ */
+
+PyDoc_STRVAR(semget_doc,
+"semget(key, nsems=0, flags=0, mode=0o600)\n--\n\n"
+"Return the id of the semaphore set for key (semget(2)).  nsems may be 0\n"
+"when opening an existing set.  The kernel does not initialise values.");
+
+static PyObject *
+sysvipc_semget(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
+               PyObject *kwnames)
+{
+    static const char *const names[] = {"key", "nsems", "flags", "mode"};
+    PyObject *a[4];
+    key_t key;
+    int nsems, flags, mode;
+    if (parse_args("semget", args, nargs, kwnames, names, 4, 4, 1, a) < 0 ||
+        to_key(a[0], &key) < 0 ||
+        opt_int(a[1], "nsems", 0, INT_MAX, 0, &nsems) < 0 ||
+        opt_int(a[2], "flags", INT_MIN, INT_MAX, 0, &flags) < 0 ||
+        check_flags(flags, IPC_CREAT | IPC_EXCL, "semget") < 0 ||
+        opt_int(a[3], "mode", 0, 0777, 0600, &mode) < 0) {
+        return NULL;
+    }
+    int id = semget(key, nsems, flags | mode);
+    if (id < 0) {
+        return raise_errno(get_state(module), errno, "semget");
+    }
+    return PyLong_FromLong(id);
+}
+
+/* Parse one (sem_num, sem_op[, sem_flg]) operation. */
+static int
+parse_sembuf(PyObject *item, struct sembuf *op, int extra_flags)
+{
+    PyObject *seq = PySequence_Fast(
+        item, "each operation must be a (sem_num, sem_op[, sem_flg]) tuple");
+    if (seq == NULL) {
+        return -1;
+    }
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    PyObject **f = PySequence_Fast_ITEMS(seq);
+    int num, delta, flg = 0;
+    if (n != 2 && n != 3) {
+        PyErr_SetString(PyExc_ValueError,
+                        "each operation must have 2 or 3 items: "
+                        "(sem_num, sem_op[, sem_flg])");
+        goto error;
+    }
+    if (to_int(f[0], "sem_num", 0, USHRT_MAX, &num) < 0 ||
+        to_int(f[1], "sem_op", SHRT_MIN, SHRT_MAX, &delta) < 0 ||
+        (n == 3 && to_int(f[2], "sem_flg", 0, SHRT_MAX, &flg) < 0) ||
+        check_flags(flg, IPC_NOWAIT | SEM_UNDO, "semop") < 0) {
+        goto error;
+    }
+    op->sem_num = (unsigned short)num;
+    op->sem_op = (short)delta;
+    op->sem_flg = (short)(flg | extra_flags);
+    Py_DECREF(seq);
+    return 0;
+error:
+    Py_DECREF(seq);
+    return -1;
+}
+
+/*
+ * Run semop/semtimedop with the PEP 475 loop; the relative timeout is
+ * recomputed from the deadline after every EINTR.  Returns 0, or -1 with an
+ * exception set.
+ */
+static int
+run_semop(module_state *st, int semid, struct sembuf *ops, size_t nops,
+          int has_deadline, int64_t deadline)
+{
+    int rc, err;
+    for (;;) {
+        if (has_deadline) {
+            int64_t remaining = deadline - monotonic_ns();
+            if (remaining < 0) {
+                remaining = 0;
+            }
+            struct timespec ts = ns_to_timespec(remaining);
+            Py_BEGIN_ALLOW_THREADS
+            rc = semtimedop(semid, ops, nops, &ts);
+            err = errno;
+            Py_END_ALLOW_THREADS
+        }
+        else {
+            Py_BEGIN_ALLOW_THREADS
+            rc = semop(semid, ops, nops);
+            err = errno;
+            Py_END_ALLOW_THREADS
+        }
+        if (rc == 0) {
+            return 0;
+        }
+        if (err != EINTR) {
+            break;
+        }
+        if (PyErr_CheckSignals() < 0) {
+            return -1;
+        }
+    }
+    if (err == EAGAIN && has_deadline) {
+        // EAGAIN is also IPC_NOWAIT's answer; only a passed deadline is a
+        // timeout.
+        if (monotonic_ns() >= deadline) {
+            err = ETIMEDOUT;
+        }
+    }
+    raise_errno(st, err, has_deadline ? "semtimedop" : "semop");
+    return -1;
+}
+
+PyDoc_STRVAR(semop_doc,
+"semop(semid, ops, *, timeout=None, flags=0)\n--\n\n"
+"Perform the operations [(sem_num, sem_op[, sem_flg]), ...] atomically:\n"
+"all of them or none (semop(2)).  sem_flg: IPC_NOWAIT, SEM_UNDO; flags is\n"
+"OR-ed into every operation.  With a timeout (seconds), semtimedop(2) is\n"
+"used and TimeoutError raised when it expires.");
+
+static PyObject *
+sysvipc_semop(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
+              PyObject *kwnames)
+{
+    static const char *const names[] = {"semid", "ops", "timeout", "flags"};
+    PyObject *a[4];
+    module_state *st = get_state(module);
+    int semid, flags;
+    int has_deadline;
+    int64_t deadline;
+    if (parse_args("semop", args, nargs, kwnames, names, 4, 2, 2, a) < 0 ||
+        to_id(a[0], "semid", &semid) < 0 ||
+        parse_timeout(a[2], &has_deadline, &deadline) < 0 ||
+        opt_int(a[3], "flags", INT_MIN, INT_MAX, 0, &flags) < 0 ||
+        check_flags(flags, IPC_NOWAIT | SEM_UNDO, "semop") < 0) {
+        return NULL;
+    }
+    PyObject *seq = PySequence_Fast(a[1], "ops must be a sequence of "
+                                          "(sem_num, sem_op[, sem_flg])");
+    if (seq == NULL) {
+        return NULL;
+    }
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    if (n == 0) {
+        Py_DECREF(seq);
+        PyErr_SetString(PyExc_ValueError, "ops must not be empty");
+        return NULL;
+    }
+    if (n > USHRT_MAX) {
+        Py_DECREF(seq);
+        PyErr_Format(PyExc_ValueError,
+                     "too many operations (%zd); the kernel's limit is "
+                     "SEMOPM (/proc/sys/kernel/sem)", n);
+        return NULL;
+    }
+    struct sembuf stackops[STACK_SEMOPS];
+    struct sembuf *ops = stackops;
+    if (n > STACK_SEMOPS) {
+        ops = PyMem_New(struct sembuf, n);
+        if (ops == NULL) {
+            Py_DECREF(seq);
+            return PyErr_NoMemory();
+        }
+    }
+    PyObject *result = NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (parse_sembuf(PySequence_Fast_GET_ITEM(seq, i), &ops[i], flags) <
+            0) {
+            goto done;
+        }
+    }
+    if (run_semop(st, semid, ops, (size_t)n, has_deadline, deadline) == 0) {
+        result = Py_NewRef(Py_None);
+    }
+done:
+    if (ops != stackops) {
+        PyMem_Free(ops);
+    }
+    Py_DECREF(seq);
+    return result;
+}
+
+PyDoc_STRVAR(semop1_doc,
+"semop1(semid, sem_num, sem_op, sem_flg=0, timeout=None)\n--\n\n"
+"semop() with a single operation, without building a list: the fast path\n"
+"for acquire and release.");
+
+static PyObject *
+sysvipc_semop1(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
+               PyObject *kwnames)
+{
+    static const char *const names[] = {"semid", "sem_num", "sem_op",
+                                        "sem_flg", "timeout"};
+    PyObject *a[5];
+    int semid, num, delta, flg;
+    int has_deadline;
+    int64_t deadline;
+    if (parse_args("semop1", args, nargs, kwnames, names, 5, 5, 3, a) < 0 ||
+        to_id(a[0], "semid", &semid) < 0 ||
+        to_int(a[1], "sem_num", 0, USHRT_MAX, &num) < 0 ||
+        to_int(a[2], "sem_op", SHRT_MIN, SHRT_MAX, &delta) < 0 ||
+        opt_int(a[3], "sem_flg", 0, SHRT_MAX, 0, &flg) < 0 ||
+        check_flags(flg, IPC_NOWAIT | SEM_UNDO, "semop1") < 0 ||
+        parse_timeout(a[4], &has_deadline, &deadline) < 0) {
+        return NULL;
+    }
+    struct sembuf op = {(unsigned short)num, (short)delta, (short)flg};
+    if (run_semop(get_state(module), semid, &op, 1, has_deadline, deadline) <
+        0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* The number of semaphores in a set, for GETALL/SETALL. */
+static int
+semaphore_count(module_state *st, int semid, unsigned long *nsems)
+{
+    struct semid_ds ds;
+    union semun arg;
+    arg.buf = &ds;
+    if (semctl(semid, 0, IPC_STAT, arg) < 0) {
+        raise_errno(st, errno, "semctl");
+        return -1;
+    }
+    *nsems = ds.sem_nsems;
+    return 0;
+}
+
+PyDoc_STRVAR(semctl_doc,
+"semctl(semid, semnum, cmd, arg=None)\n--\n\n"
+"semctl(2).  GETVAL, GETPID, GETNCNT, GETZCNT: return an int.\n"
+"SETVAL: arg is 0..SEMVMX.  GETALL: return a list; SETALL: arg is a\n"
+"sequence of nsems values.  IPC_STAT, SEM_STAT, SEM_STAT_ANY: the\n"
+"semid_ds fields (SEM_STAT*: (semid, fields)).  IPC_SET: arg is\n"
+"(uid, gid, mode), None for unchanged.  IPC_RMID.  IPC_INFO, SEM_INFO:\n"
+"(index, seminfo fields).");
+
+static PyObject *
+sysvipc_semctl(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
+               PyObject *kwnames)
+{
+    static const char *const names[] = {"semid", "semnum", "cmd", "arg"};
+    PyObject *a[4];
+    module_state *st = get_state(module);
+    int semid, semnum, cmd, rc, err;
+    union semun arg;
+    if (parse_args("semctl", args, nargs, kwnames, names, 4, 4, 3, a) < 0 ||
+        to_id(a[0], "semid", &semid) < 0 ||
+        to_int(a[1], "semnum", 0, INT_MAX, &semnum) < 0 ||
+        to_int(a[2], "cmd", INT_MIN, INT_MAX, &cmd) < 0) {
+        return NULL;
+    }
+    switch (cmd) {
+    case GETVAL:
+    case GETPID:
+    case GETNCNT:
+    case GETZCNT:
+        arg.val = 0;
+        rc = semctl(semid, semnum, cmd, arg);
+        if (rc < 0) {
+            return raise_errno(st, errno, "semctl");
+        }
+        return PyLong_FromLong(rc);
+    case SETVAL: {
+        int value;
+        if (a[3] == NULL) {
+            PyErr_SetString(PyExc_TypeError, "semctl(SETVAL) needs arg");
+            return NULL;
+        }
+        if (to_int(a[3], "value", 0, SEMVMX, &value) < 0) {
+            return NULL;
+        }
+        arg.val = value;
+        if (semctl(semid, semnum, SETVAL, arg) < 0) {
+            return raise_errno(st, errno, "semctl");
+        }
+        Py_RETURN_NONE;
+    }
+    case GETALL: {
+        unsigned long nsems;
+        if (semaphore_count(st, semid, &nsems) < 0) {
+            return NULL;
+        }
+        unsigned short *values = PyMem_New(unsigned short, nsems + 1);
+        if (values == NULL) {
+            return PyErr_NoMemory();
+        }
+        arg.array = values;
+        if (semctl(semid, 0, GETALL, arg) < 0) {
+            PyMem_Free(values);
+            return raise_errno(st, errno, "semctl");
+        }
+        PyObject *list = PyList_New((Py_ssize_t)nsems);
+        for (unsigned long i = 0; list != NULL && i < nsems; i++) {
+            PyObject *v = PyLong_FromLong(values[i]);
+            if (v == NULL) {
+                Py_CLEAR(list);
+                break;
+            }
+            PyList_SET_ITEM(list, (Py_ssize_t)i, v);
+        }
+        PyMem_Free(values);
+        return list;
+    }
+    case SETALL: {
+        if (a[3] == NULL) {
+            PyErr_SetString(PyExc_TypeError,
+                            "semctl(SETALL) needs arg=[values]");
+            return NULL;
+        }
+        unsigned long nsems;
+        PyObject *seq = PySequence_Fast(a[3], "SETALL takes a sequence of "
+                                              "values");
+        if (seq == NULL) {
+            return NULL;
+        }
+        if (semaphore_count(st, semid, &nsems) < 0) {
+            Py_DECREF(seq);
+            return NULL;
+        }
+        Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+        if ((unsigned long)n != nsems) {
+            PyErr_Format(PyExc_ValueError,
+                         "SETALL needs %lu values (the set's nsems), got %zd",
+                         nsems, n);
+            Py_DECREF(seq);
+            return NULL;
+        }
+        unsigned short *values = PyMem_New(unsigned short, nsems + 1);
+        if (values == NULL) {
+            Py_DECREF(seq);
+            return PyErr_NoMemory();
+        }
+        for (Py_ssize_t i = 0; i < n; i++) {
+            int v;
+            if (to_int(PySequence_Fast_GET_ITEM(seq, i), "value", 0, SEMVMX,
+                       &v) < 0) {
+                PyMem_Free(values);
+                Py_DECREF(seq);
+                return NULL;
+            }
+            values[i] = (unsigned short)v;
+        }
+        Py_DECREF(seq);
+        arg.array = values;
+        rc = semctl(semid, 0, SETALL, arg);
+        err = errno;
+        PyMem_Free(values);
+        if (rc < 0) {
+            return raise_errno(st, err, "semctl");
+        }
+        Py_RETURN_NONE;
+    }
+    case IPC_STAT:
+#ifdef SEM_STAT
+    case SEM_STAT:
+#endif
+#ifdef SEM_STAT_ANY
+    case SEM_STAT_ANY:
+#endif
+    {
+        struct semid_ds ds;
+        memset(&ds, 0, sizeof(ds));
+        arg.buf = &ds;
+        // SEM_STAT* take an index in the kernel's array, not an id.
+        rc = semctl(semid, semnum, cmd, arg);
+        if (rc < 0) {
+            return raise_errno(st, errno, "semctl");
+        }
+        if (cmd == IPC_STAT) {
+            return build_semid_ds(&ds);
+        }
+        return Py_BuildValue("(iN)", rc, build_semid_ds(&ds));
+    }
+    case IPC_SET: {
+        struct semid_ds ds;
+        if (a[3] == NULL) {
+            PyErr_SetString(PyExc_TypeError,
+                            "semctl(IPC_SET) needs arg=(uid, gid, mode)");
+            return NULL;
+        }
+        arg.buf = &ds;
+        if (semctl(semid, 0, IPC_STAT, arg) < 0) {
+            return raise_errno(st, errno, "semctl");
+        }
+        if (apply_perm_changes(a[3], 3, &ds.sem_perm, NULL) < 0) {
+            return NULL;
+        }
+        if (semctl(semid, 0, IPC_SET, arg) < 0) {
+            return raise_errno(st, errno, "semctl");
+        }
+        Py_RETURN_NONE;
+    }
+    case IPC_RMID:
+        arg.val = 0;
+        Py_BEGIN_ALLOW_THREADS
+        rc = semctl(semid, 0, IPC_RMID, arg);
+        err = errno;
+        Py_END_ALLOW_THREADS
+        if (rc < 0) {
+            return raise_errno(st, err, "semctl");
+        }
+        Py_RETURN_NONE;
+    case IPC_INFO:
+#ifdef SEM_INFO
+    case SEM_INFO:
+#endif
+    {
+        struct seminfo info;
+        memset(&info, 0, sizeof(info));
+        arg.__buf = &info;
+        rc = semctl(semid, 0, cmd, arg);
+        if (rc < 0) {
+            return raise_errno(st, errno, "semctl");
+        }
+        return Py_BuildValue("(iN)", rc, build_seminfo(&info));
+    }
+    default:
+        PyErr_Format(PyExc_ValueError, "semctl(): unknown command %d", cmd);
+        return NULL;
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Shared memory: the Attachment type                                        */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * An Attachment owns one shmat() mapping.  It exports the mapping through
+ * the buffer protocol and counts exports; every view holds a reference to
+ * it, so the mapping is detached only in dealloc (when no view can reach it)
+ * or by detach(), which refuses while views exist.  Like mmap: the address
+ * is cleared before shmdt runs, and a closed attachment exports nothing.
+ */
+typedef struct {
+    PyObject_HEAD
+    char *addr;          // NULL once detached
+    Py_ssize_t size;
+    Py_ssize_t exports;  // buffer views alive, plus copies in progress
+    int shmid;
+    int readonly;
+    PyObject *weakreflist;
+} AttachmentObject;
+
+static int
+attachment_check_open(AttachmentObject *self)
+{
+    if (self->addr == NULL) {
+        PyErr_SetString(PyExc_ValueError,
+                        "operation on a detached shared memory attachment");
+        return -1;
+    }
+    return 0;
+}
+
+static int
+attachment_getbuffer(AttachmentObject *self, Py_buffer *view, int flags)
+{
+    if (attachment_check_open(self) < 0) {
+        view->obj = NULL;
+        return -1;
+    }
+    if ((flags & PyBUF_WRITABLE) && self->readonly) {
+        view->obj = NULL;
+        PyErr_SetString(PyExc_BufferError,
+                        "the segment is attached read-only");
+        return -1;
+    }
+    if (PyBuffer_FillInfo(view, (PyObject *)self, self->addr, self->size,
+                          self->readonly, flags) < 0) {
+        return -1;
+    }
+    self->exports++;
+    return 0;
+}
+
+static void
+attachment_releasebuffer(AttachmentObject *self, Py_buffer *view)
+{
+    (void)view;
+    self->exports--;
+}
+
+/* shmdt, with the address taken out of the object first. */
+static int
+attachment_detach_now(AttachmentObject *self, int *err)
+{
+    char *addr = self->addr;
+    int rc;
+    self->addr = NULL;
+    self->size = 0;
+    Py_BEGIN_ALLOW_THREADS
+    rc = shmdt(addr);
+    *err = errno;
+    Py_END_ALLOW_THREADS
+    return rc;
+}
+
+static void
+attachment_dealloc(AttachmentObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    if (self->weakreflist != NULL) {
+        PyObject_ClearWeakRefs((PyObject *)self);
+    }
+    if (self->addr != NULL) {
+        char *addr = self->addr;
+        self->addr = NULL;
+        shmdt(addr);
+    }
+    tp->tp_free(self);
+    Py_DECREF(tp);
+}
+
+static int
+attachment_traverse(AttachmentObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    return 0;
+}
+
+PyDoc_STRVAR(attachment_detach_doc,
+"detach($self, /)\n--\n\n"
+"Detach the mapping now (shmdt(2)).  Raises BufferError while views of it\n"
+"exist; does nothing if already detached.");
+
+static PyObject *
+attachment_detach(AttachmentObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->addr == NULL) {
+        Py_RETURN_NONE;
+    }
+    if (self->exports > 0) {
+        PyErr_Format(PyExc_BufferError,
+                     "cannot detach: %zd exported view(s) of the segment "
+                     "still exist", self->exports);
+        return NULL;
+    }
+    int err;
+    if (attachment_detach_now(self, &err) < 0) {
+        module_state *st = get_state_by_type(Py_TYPE(self));
+        return st ? raise_errno(st, err, "shmdt") : NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* Validate [offset, offset + *size) within the mapping; -1 size = to end. */
+static int
+attachment_range(AttachmentObject *self, PyObject *offset_obj,
+                 PyObject *size_obj, Py_ssize_t *offset, Py_ssize_t *size)
+{
+    long long off = 0, sz = -1;
+    if (offset_obj != NULL &&
+        to_llong(offset_obj, "offset", 0, PY_SSIZE_T_MAX, &off) < 0) {
+        return -1;
+    }
+    if (size_obj != NULL && size_obj != Py_None &&
+        to_llong(size_obj, "size", 0, PY_SSIZE_T_MAX, &sz) < 0) {
+        return -1;
+    }
+    if (off > self->size) {
+        PyErr_Format(PyExc_ValueError,
+                     "offset %lld is past the end of the %zd-byte segment",
+                     off, self->size);
+        return -1;
+    }
+    if (sz < 0) {
+        sz = self->size - off;
+    }
+    else if (sz > self->size - off) {
+        PyErr_Format(PyExc_ValueError,
+                     "%lld bytes at offset %lld exceed the %zd-byte segment",
+                     sz, off, self->size);
+        return -1;
+    }
+    *offset = (Py_ssize_t)off;
+    *size = (Py_ssize_t)sz;
+    return 0;
+}
+
+/* memcpy, with the GIL released for large copies.  Holds an export so the
+ * mapping cannot be detached under the copy. */
+static void
+attachment_copy(AttachmentObject *self, void *dst, const void *src,
+                size_t n)
+{
+    if (n >= GIL_RELEASE_COPY_SIZE) {
+        self->exports++;
+        Py_BEGIN_ALLOW_THREADS
+        memcpy(dst, src, n);
+        Py_END_ALLOW_THREADS
+        self->exports--;
+    }
+    else if (n > 0) {
+        memcpy(dst, src, n);
+    }
+}
+
+PyDoc_STRVAR(attachment_read_doc,
+"read($self, /, size=None, offset=0)\n--\n\n"
+"Return a copy of size bytes (to the end by default) from offset.");
+
+static PyObject *
+attachment_read(AttachmentObject *self, PyObject *const *args,
+                Py_ssize_t nargs, PyObject *kwnames)
+{
+    static const char *const names[] = {"size", "offset"};
+    PyObject *a[2];
+    Py_ssize_t offset, size;
+    if (parse_args("read", args, nargs, kwnames, names, 2, 2, 0, a) < 0 ||
+        attachment_check_open(self) < 0 ||
+        attachment_range(self, a[1], a[0], &offset, &size) < 0) {
+        return NULL;
+    }
+    PyObject *result = PyBytes_FromStringAndSize(NULL, size);
+    if (result == NULL) {
+        return NULL;
+    }
+    attachment_copy(self, PyBytes_AS_STRING(result), self->addr + offset,
+                    (size_t)size);
+    return result;
+}
+
+PyDoc_STRVAR(attachment_read_into_doc,
+"read_into($self, /, buffer, offset=0)\n--\n\n"
+"Fill a writable buffer from offset; return the number of bytes copied.");
+
+static PyObject *
+attachment_read_into(AttachmentObject *self, PyObject *const *args,
+                     Py_ssize_t nargs, PyObject *kwnames)
+{
+    static const char *const names[] = {"buffer", "offset"};
+    PyObject *a[2];
+    Py_ssize_t offset, avail;
+    if (parse_args("read_into", args, nargs, kwnames, names, 2, 2, 1, a) <
+            0 ||
+        attachment_check_open(self) < 0 ||
+        attachment_range(self, a[1], NULL, &offset, &avail) < 0) {
+        return NULL;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(a[0], &view, PyBUF_WRITABLE) < 0) {
+        return NULL;
+    }
+    if (view.len > avail) {
+        PyErr_Format(PyExc_ValueError,
+                     "%zd bytes at offset %zd exceed the %zd-byte segment",
+                     view.len, offset, self->size);
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    attachment_copy(self, view.buf, self->addr + offset, (size_t)view.len);
+    Py_ssize_t n = view.len;
+    PyBuffer_Release(&view);
+    return PyLong_FromSsize_t(n);
+}
+
+PyDoc_STRVAR(attachment_write_doc,
+"write($self, /, data, offset=0)\n--\n\n"
+"Copy a bytes-like object into the segment at offset; return its length.");
+
+static PyObject *
+attachment_write(AttachmentObject *self, PyObject *const *args,
+                 Py_ssize_t nargs, PyObject *kwnames)
+{
+    static const char *const names[] = {"data", "offset"};
+    PyObject *a[2];
+    Py_ssize_t offset, avail;
+    if (parse_args("write", args, nargs, kwnames, names, 2, 2, 1, a) < 0 ||
+        attachment_check_open(self) < 0 ||
+        attachment_range(self, a[1], NULL, &offset, &avail) < 0) {
+        return NULL;
+    }
+    if (self->readonly) {
+        PyErr_SetString(PyExc_PermissionError,
+                        "the segment is attached read-only");
+        return NULL;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(a[0], &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    if (view.len > avail) {
+        PyErr_Format(PyExc_ValueError,
+                     "%zd bytes at offset %zd exceed the %zd-byte segment",
+                     view.len, offset, self->size);
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    // memmove semantics: the source may be a view of this very segment.
+    if (view.len >= GIL_RELEASE_COPY_SIZE) {
+        char *dst = self->addr + offset;
+        const void *src = view.buf;
+        size_t n = (size_t)view.len;
+        self->exports++;
+        Py_BEGIN_ALLOW_THREADS
+        memmove(dst, src, n);
+        Py_END_ALLOW_THREADS
+        self->exports--;
+    }
+    else if (view.len > 0) {
+        memmove(self->addr + offset, view.buf, (size_t)view.len);
+    }
+    Py_ssize_t n = view.len;
+    PyBuffer_Release(&view);
+    return PyLong_FromSsize_t(n);
+}
+
+static PyObject *
+attachment_repr(AttachmentObject *self)
+{
+    if (self->addr == NULL) {
+        return PyUnicode_FromFormat("<%s shmid=%d detached>",
+                                    Py_TYPE(self)->tp_name, self->shmid);
+    }
+    return PyUnicode_FromFormat("<%s shmid=%d size=%zd address=%p%s>",
+                                Py_TYPE(self)->tp_name, self->shmid,
+                                self->size, self->addr,
+                                self->readonly ? " readonly" : "");
+}
+
+static PyObject *
+attachment_get_address(AttachmentObject *self, void *Py_UNUSED(c))
+{
+    return PyLong_FromVoidPtr(self->addr);
+}
+
+static PyObject *
+attachment_get_size(AttachmentObject *self, void *Py_UNUSED(c))
+{
+    return PyLong_FromSsize_t(self->size);
+}
+
+static PyObject *
+attachment_get_detached(AttachmentObject *self, void *Py_UNUSED(c))
+{
+    return PyBool_FromLong(self->addr == NULL);
+}
+
+static PyObject *
+attachment_get_readonly(AttachmentObject *self, void *Py_UNUSED(c))
+{
+    return PyBool_FromLong(self->readonly);
+}
+
+static PyObject *
+attachment_get_shmid(AttachmentObject *self, void *Py_UNUSED(c))
+{
+    return PyLong_FromLong(self->shmid);
+}
+
+static PyObject *
+attachment_get_exports(AttachmentObject *self, void *Py_UNUSED(c))
+{
+    return PyLong_FromSsize_t(self->exports);
+}
+
+static PyMethodDef attachment_methods[] = {
+    {"detach", (PyCFunction)attachment_detach, METH_NOARGS,
+     attachment_detach_doc},
+    {"read", (PyCFunction)(void (*)(void))attachment_read,
+     METH_FASTCALL | METH_KEYWORDS, attachment_read_doc},
+    {"read_into", (PyCFunction)(void (*)(void))attachment_read_into,
+     METH_FASTCALL | METH_KEYWORDS, attachment_read_into_doc},
+    {"write", (PyCFunction)(void (*)(void))attachment_write,
+     METH_FASTCALL | METH_KEYWORDS, attachment_write_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef attachment_getset[] = {
+    {"address", (getter)attachment_get_address, NULL,
+     "The mapping's address (0 once detached).", NULL},
+    {"size", (getter)attachment_get_size, NULL,
+     "The mapping's size in bytes (0 once detached).", NULL},
+    {"detached", (getter)attachment_get_detached, NULL,
+     "True once the mapping is detached.", NULL},
+    {"readonly", (getter)attachment_get_readonly, NULL,
+     "True for a SHM_RDONLY attachment.", NULL},
+    {"shmid", (getter)attachment_get_shmid, NULL,
+     "The id of the attached segment.", NULL},
+    {"exports", (getter)attachment_get_exports, NULL,
+     "The number of buffer views of the mapping that are alive.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyMemberDef attachment_members[] = {
+    {"__weaklistoffset__", T_PYSSIZET,
+     offsetof(AttachmentObject, weakreflist), READONLY, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+PyDoc_STRVAR(attachment_doc,
+"A shmat(2) mapping of a shared memory segment, exported through the\n"
+"buffer protocol: memoryview(a) and numpy.frombuffer(a) are zero-copy.\n"
+"The mapping lives as long as any view of it; it is detached when the\n"
+"last reference goes, or by detach() when no view is left.");
+
+static PyType_Slot attachment_slots[] = {
+    {Py_tp_dealloc, attachment_dealloc},
+    {Py_tp_traverse, attachment_traverse},
+    {Py_tp_repr, attachment_repr},
+    {Py_tp_methods, attachment_methods},
+    {Py_tp_getset, attachment_getset},
+    {Py_tp_members, attachment_members},
+    {Py_tp_doc, (void *)attachment_doc},
+    {Py_bf_getbuffer, attachment_getbuffer},
+    {Py_bf_releasebuffer, attachment_releasebuffer},
+    {0, NULL},
+};
+
+static PyType_Spec attachment_spec = {
+    .name = "sysvipc._sysvipc.Attachment",
+    .basicsize = sizeof(AttachmentObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC |
+             Py_TPFLAGS_DISALLOW_INSTANTIATION | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = attachment_slots,
+};
+
+/* ------------------------------------------------------------------------ */
+/* Shared memory: the calls                                                  */
+/* ------------------------------------------------------------------------ */
+
+#define SHMGET_FLAGS \
+    (IPC_CREAT | IPC_EXCL | SHM_HUGETLB | SHM_NORESERVE | SHM_HUGE_2MB | \
+     SHM_HUGE_1GB)
+
+PyDoc_STRVAR(shmget_doc,
+"shmget(key, size=0, flags=0, mode=0o600)\n--\n\n"
+"Return the id of the shared memory segment for key (shmget(2)).  size may\n"
+"be 0 when opening an existing segment.  flags: IPC_CREAT, IPC_EXCL,\n"
+"SHM_HUGETLB (with SHM_HUGE_2MB or SHM_HUGE_1GB), SHM_NORESERVE.\n"
+"New segments are zero-filled by the kernel.");
+
+static PyObject *
+sysvipc_shmget(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
+               PyObject *kwnames)
+{
+    static const char *const names[] = {"key", "size", "flags", "mode"};
+    PyObject *a[4];
+    key_t key;
+    unsigned long long size = 0;
+    int flags, mode;
+    if (parse_args("shmget", args, nargs, kwnames, names, 4, 4, 1, a) < 0 ||
+        to_key(a[0], &key) < 0 ||
+        (a[1] != NULL &&
+         to_ullong(a[1], "size", PY_SSIZE_T_MAX, &size) < 0) ||
+        opt_int(a[2], "flags", INT_MIN, INT_MAX, 0, &flags) < 0 ||
+        check_flags(flags, SHMGET_FLAGS, "shmget") < 0 ||
+        opt_int(a[3], "mode", 0, 0777, 0600, &mode) < 0) {
+        return NULL;
+    }
+    int id = shmget(key, (size_t)size, flags | mode);
+    if (id < 0) {
+        return raise_errno(get_state(module), errno, "shmget");
+    }
+    return PyLong_FromLong(id);
+}
+
+PyDoc_STRVAR(shmat_doc,
+"shmat(shmid, flags=0)\n--\n\n"
+"Attach the segment (shmat(2)) at an address the kernel chooses and\n"
+"return an Attachment.  flags: SHM_RDONLY, SHM_EXEC.");
+
+static PyObject *
+sysvipc_shmat(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
+              PyObject *kwnames)
+{
+    static const char *const names[] = {"shmid", "flags"};
+    PyObject *a[2];
+    module_state *st = get_state(module);
+    int shmid, flags;
+    if (parse_args("shmat", args, nargs, kwnames, names, 2, 2, 1, a) < 0 ||
+        to_id(a[0], "shmid", &shmid) < 0 ||
+        opt_int(a[1], "flags", INT_MIN, INT_MAX, 0, &flags) < 0 ||
+        check_flags(flags, SHM_RDONLY | SHM_EXEC, "shmat") < 0) {
+        return NULL;
+    }
+    // Allocate first, so that a failure later never leaks a mapping.
+    AttachmentObject *self =
+        PyObject_GC_New(AttachmentObject, st->AttachmentType);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->addr = NULL;
+    self->size = 0;
+    self->exports = 0;
+    self->shmid = shmid;
+    self->readonly = (flags & SHM_RDONLY) != 0;
+    self->weakreflist = NULL;
+    PyObject_GC_Track(self);
+
+    struct shmid_ds ds;
+    if (shmctl(shmid, IPC_STAT, &ds) < 0) {
+        Py_DECREF(self);
+        return raise_errno(st, errno, "shmctl");
+    }
+    void *addr = shmat(shmid, NULL, flags);
+    if (addr == (void *)-1) {
+        int err = errno;
+        Py_DECREF(self);
+        return raise_errno(st, err, "shmat");
+    }
+    // The size cannot change once the segment exists.
+    if (ds.shm_segsz > (size_t)PY_SSIZE_T_MAX) {
+        shmdt(addr);
+        Py_DECREF(self);
+        PyErr_SetString(PyExc_OverflowError, "segment too large to map");
+        return NULL;
+    }
+    self->addr = addr;
+    self->size = (Py_ssize_t)ds.shm_segsz;
+    return (PyObject *)self;
+}
+
+PyDoc_STRVAR(shmdt_doc,
+"shmdt(attachment, /)\n--\n\n"
+"Detach an Attachment (shmdt(2)); the same as attachment.detach().");
+
+static PyObject *
+sysvipc_shmdt(PyObject *module, PyObject *arg)
+{
+    module_state *st = get_state(module);
+    if (!PyObject_TypeCheck(arg, st->AttachmentType)) {
+        PyErr_Format(PyExc_TypeError,
+                     "shmdt() takes an Attachment from shmat(), not %.100s",
+                     Py_TYPE(arg)->tp_name);
+        return NULL;
+    }
+    return attachment_detach((AttachmentObject *)arg, NULL);
+}
+
+PyDoc_STRVAR(shmctl_doc,
+"shmctl(shmid, cmd, arg=None)\n--\n\n"
+"shmctl(2).  IPC_STAT, SHM_STAT, SHM_STAT_ANY: the shmid_ds fields\n"
+"(SHM_STAT*: (shmid, fields)).  IPC_SET: arg is (uid, gid, mode), None\n"
+"for unchanged.  IPC_RMID: mark for destruction at the last detach.\n"
+"SHM_LOCK, SHM_UNLOCK.  IPC_INFO: (index, shminfo fields); SHM_INFO:\n"
+"(index, shm_info fields).");
+
+static PyObject *
+sysvipc_shmctl(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
+               PyObject *kwnames)
+{
+    static const char *const names[] = {"shmid", "cmd", "arg"};
+    PyObject *a[3];
+    module_state *st = get_state(module);
+    int shmid, cmd, rc, err;
+    if (parse_args("shmctl", args, nargs, kwnames, names, 3, 3, 2, a) < 0 ||
+        to_id(a[0], "shmid", &shmid) < 0 ||
+        to_int(a[1], "cmd", INT_MIN, INT_MAX, &cmd) < 0) {
+        return NULL;
+    }
+    struct shmid_ds ds;
+    memset(&ds, 0, sizeof(ds));
+    switch (cmd) {
+    case IPC_STAT:
+#ifdef SHM_STAT
+    case SHM_STAT:
+#endif
+#ifdef SHM_STAT_ANY
+    case SHM_STAT_ANY:
+#endif
+        rc = shmctl(shmid, cmd, &ds);
+        if (rc < 0) {
+            return raise_errno(st, errno, "shmctl");
+        }
+        if (cmd == IPC_STAT) {
+            return build_shmid_ds(&ds);
+        }
+        return Py_BuildValue("(iN)", rc, build_shmid_ds(&ds));
+    case IPC_SET:
+        if (a[2] == NULL) {
+            PyErr_SetString(PyExc_TypeError,
+                            "shmctl(IPC_SET) needs arg=(uid, gid, mode)");
+            return NULL;
+        }
+        if (shmctl(shmid, IPC_STAT, &ds) < 0) {
+            return raise_errno(st, errno, "shmctl");
+        }
+        if (apply_perm_changes(a[2], 3, &ds.shm_perm, NULL) < 0) {
+            return NULL;
+        }
+        if (shmctl(shmid, IPC_SET, &ds) < 0) {
+            return raise_errno(st, errno, "shmctl");
+        }
+        Py_RETURN_NONE;
+    case IPC_RMID:
+    case SHM_LOCK:
+    case SHM_UNLOCK:
+        Py_BEGIN_ALLOW_THREADS
+        rc = shmctl(shmid, cmd, NULL);
+        err = errno;
+        Py_END_ALLOW_THREADS
+        if (rc < 0) {
+            return raise_errno(st, err, "shmctl");
+        }
+        Py_RETURN_NONE;
+    case IPC_INFO: {
+        struct shminfo info;
+        memset(&info, 0, sizeof(info));
+        rc = shmctl(shmid, IPC_INFO, (struct shmid_ds *)(void *)&info);
+        if (rc < 0) {
+            return raise_errno(st, errno, "shmctl");
+        }
+        return Py_BuildValue("(iN)", rc, build_shminfo(&info));
+    }
+#ifdef SHM_INFO
+    case SHM_INFO: {
+        struct shm_info info;
+        memset(&info, 0, sizeof(info));
+        rc = shmctl(shmid, SHM_INFO, (struct shmid_ds *)(void *)&info);
+        if (rc < 0) {
+            return raise_errno(st, errno, "shmctl");
+        }
+        return Py_BuildValue("(iN)", rc, build_shm_info(&info));
+    }
+#endif
+    default:
+        PyErr_Format(PyExc_ValueError, "shmctl(): unknown command %d", cmd);
+        return NULL;
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Module                                                                    */
+/* ------------------------------------------------------------------------ */
+
+#define FASTCALL_KW(f) (PyCFunction)(void (*)(void))(f), \
+                       METH_FASTCALL | METH_KEYWORDS
+
+static PyMethodDef sysvipc_methods[] = {
+    {"ftok", (PyCFunction)(void (*)(void))sysvipc_ftok, METH_FASTCALL,
+     ftok_doc},
+    {"msgget", FASTCALL_KW(sysvipc_msgget), msgget_doc},
+    {"msgsnd", FASTCALL_KW(sysvipc_msgsnd), msgsnd_doc},
+    {"msgrcv", FASTCALL_KW(sysvipc_msgrcv), msgrcv_doc},
+    {"msgrcv_into", FASTCALL_KW(sysvipc_msgrcv_into), msgrcv_into_doc},
+    {"msgctl", FASTCALL_KW(sysvipc_msgctl), msgctl_doc},
+    {"semget", FASTCALL_KW(sysvipc_semget), semget_doc},
+    {"semop", FASTCALL_KW(sysvipc_semop), semop_doc},
+    {"semop1", FASTCALL_KW(sysvipc_semop1), semop1_doc},
+    {"semctl", FASTCALL_KW(sysvipc_semctl), semctl_doc},
+    {"shmget", FASTCALL_KW(sysvipc_shmget), shmget_doc},
+    {"shmat", FASTCALL_KW(sysvipc_shmat), shmat_doc},
+    {"shmdt", (PyCFunction)sysvipc_shmdt, METH_O, shmdt_doc},
+    {"shmctl", FASTCALL_KW(sysvipc_shmctl), shmctl_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyStructSequence_Field message_fields[] = {
+    {"data", "the payload (bytes)"},
+    {"type", "the message type (a positive int)"},
+    {NULL, NULL},
+};
+
+static PyStructSequence_Desc message_desc = {
+    "sysvipc.Message",
+    "A received message: unpacks as (data, type).",
+    message_fields,
+    2,
+};
+
+static int
+add_int_constants(PyObject *m)
+{
+#define ADD(name)                                                   \
+    if (PyModule_AddIntConstant(m, #name, (long)(name)) < 0) {      \
+        return -1;                                                  \
+    }
+    ADD(IPC_CREAT) ADD(IPC_EXCL) ADD(IPC_NOWAIT) ADD(IPC_PRIVATE)
+    ADD(IPC_RMID) ADD(IPC_SET) ADD(IPC_STAT)
+#ifdef IPC_INFO
+    ADD(IPC_INFO)
+#endif
+    ADD(MSG_NOERROR)
+#ifdef MSG_EXCEPT
+    ADD(MSG_EXCEPT)
+#endif
+#ifdef MSG_COPY
+    ADD(MSG_COPY)
+#endif
+#ifdef MSG_STAT
+    ADD(MSG_STAT)
+#endif
+#ifdef MSG_INFO
+    ADD(MSG_INFO)
+#endif
+#ifdef MSG_STAT_ANY
+    ADD(MSG_STAT_ANY)
+#endif
+    ADD(SEM_UNDO) ADD(GETPID) ADD(GETVAL) ADD(GETALL) ADD(GETNCNT)
+    ADD(GETZCNT) ADD(SETVAL) ADD(SETALL)
+#ifdef SEM_STAT
+    ADD(SEM_STAT)
+#endif
+#ifdef SEM_INFO
+    ADD(SEM_INFO)
+#endif
+#ifdef SEM_STAT_ANY
+    ADD(SEM_STAT_ANY)
+#endif
+    ADD(SEMVMX)
+    ADD(SHM_RDONLY) ADD(SHM_RND) ADD(SHM_REMAP) ADD(SHM_EXEC)
+    ADD(SHM_LOCK) ADD(SHM_UNLOCK)
+#ifdef SHM_STAT
+    ADD(SHM_STAT)
+#endif
+#ifdef SHM_INFO
+    ADD(SHM_INFO)
+#endif
+#ifdef SHM_STAT_ANY
+    ADD(SHM_STAT_ANY)
+#endif
+#ifdef SHM_DEST
+    ADD(SHM_DEST)
+#endif
+#ifdef SHM_LOCKED
+    ADD(SHM_LOCKED)
+#endif
+    ADD(SHM_HUGETLB) ADD(SHM_NORESERVE) ADD(SHM_HUGE_SHIFT)
+    ADD(SHM_HUGE_2MB) ADD(SHM_HUGE_1GB) ADD(SHM_R) ADD(SHM_W)
+#undef ADD
+    if (PyModule_AddIntConstant(m, "SHMLBA", (long)SHMLBA) < 0 ||
+        PyModule_AddIntConstant(m, "PAGE_SIZE", sysconf(_SC_PAGESIZE)) < 0 ||
+        PyModule_AddIntConstant(m, "WAKEUP_SIGNAL", wakeup_signal()) < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+static int
+sysvipc_exec(PyObject *m)
+{
+    module_state *st = get_state(m);
+
+    st->IdentifierRemovedError = PyErr_NewExceptionWithDoc(
+        "sysvipc.IdentifierRemovedError",
+        "The IPC object was removed while in use (errno EIDRM).",
+        PyExc_OSError, NULL);
+    if (st->IdentifierRemovedError == NULL ||
+        PyModule_AddObjectRef(m, "IdentifierRemovedError",
+                              st->IdentifierRemovedError) < 0) {
+        return -1;
+    }
+    st->AttachmentType = (PyTypeObject *)PyType_FromModuleAndSpec(
+        m, &attachment_spec, NULL);
+    if (st->AttachmentType == NULL ||
+        PyModule_AddType(m, st->AttachmentType) < 0) {
+        return -1;
+    }
+    st->MessageType = PyStructSequence_NewType(&message_desc);
+    if (st->MessageType == NULL ||
+        PyModule_AddObjectRef(m, "Message", (PyObject *)st->MessageType) <
+            0) {
+        return -1;
+    }
+    return add_int_constants(m);
+}
+
+static int
+sysvipc_traverse(PyObject *m, visitproc visit, void *arg)
+{
+    module_state *st = get_state(m);
+    Py_VISIT(st->IdentifierRemovedError);
+    Py_VISIT(st->AttachmentType);
+    Py_VISIT(st->MessageType);
+    return 0;
+}
+
+static int
+sysvipc_clear(PyObject *m)
+{
+    module_state *st = get_state(m);
+    Py_CLEAR(st->IdentifierRemovedError);
+    Py_CLEAR(st->AttachmentType);
+    Py_CLEAR(st->MessageType);
+    return 0;
+}
+
+static void
+sysvipc_free(void *m)
+{
+    sysvipc_clear((PyObject *)m);
+}
+
+static PyModuleDef_Slot sysvipc_slots[] = {
+    {Py_mod_exec, sysvipc_exec},
+#ifdef Py_mod_multiple_interpreters
+    {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},
+#endif
+    // Py_mod_gil is left at its default: the GIL stays on (free-threaded
+    // builds re-enable it) until Attachment's export count is protected.
+    {0, NULL},
+};
+
+PyDoc_STRVAR(module_doc,
+"The C core of sysvipc: one function per System V IPC syscall.\n"
+"Use sysvipc.lowlevel (structured results) or the classes in sysvipc.");
+
+static struct PyModuleDef sysvipc_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "sysvipc._sysvipc",
+    .m_doc = module_doc,
+    .m_size = sizeof(module_state),
+    .m_methods = sysvipc_methods,
+    .m_slots = sysvipc_slots,
+    .m_traverse = sysvipc_traverse,
+    .m_clear = sysvipc_clear,
+    .m_free = sysvipc_free,
+};
+
+PyMODINIT_FUNC
+PyInit__sysvipc(void)
+{
+    return PyModuleDef_Init(&sysvipc_module);
+}

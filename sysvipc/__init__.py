@@ -1,0 +1,60 @@
+"""System V IPC for Python: message queues, semaphore sets and shared memory.
+
+The classes (:class:`MessageQueue`, :class:`SemaphoreSet`,
+:class:`SharedMemory`) are the everyday API; :mod:`sysvipc.lowlevel` has one
+function per syscall.  Everything runs against the kernel directly, through
+the C extension :mod:`sysvipc._sysvipc`.
+"""
+
+from __future__ import annotations
+
+from . import lowlevel
+from ._structs import (
+    IpcPerm,
+    MsgInfo,
+    MsqidDs,
+    Sem,
+    SemidDs,
+    SemInfo,
+    ShmidDs,
+    ShmInfo,
+    ShmUsage,
+    to_datetime,
+)
+from ._sysvipc import (
+    IPC_CREAT,
+    IPC_EXCL,
+    IPC_NOWAIT,
+    IPC_PRIVATE,
+    SEM_UNDO,
+    SEMVMX,
+    IdentifierRemovedError,
+    Message,
+    ftok,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "IPC_CREAT",
+    "IPC_EXCL",
+    "IPC_NOWAIT",
+    "IPC_PRIVATE",
+    "SEM_UNDO",
+    "SEMVMX",
+    "IdentifierRemovedError",
+    "IpcPerm",
+    "Message",
+    "MsgInfo",
+    "MsqidDs",
+    "Sem",
+    "SemInfo",
+    "SemidDs",
+    "ShmInfo",
+    "ShmUsage",
+    "ShmidDs",
+    "ftok",
+    "lowlevel",
+    "to_datetime",
+    "__version__",
+]
