@@ -960,10 +960,26 @@ receive_loop(int msqid, void *buf, size_t cap, long mtype, int flags,
     return (Py_ssize_t)n;
 }
 
+/* max_size meaning "whatever size the message has". */
+#define ANY_SIZE ((size_t)-1)
+
+/* The kernel's msgmax now, or 0 if it cannot be read. */
+static size_t
+current_msgmax(void)
+{
+    struct msginfo info;
+    if (msgctl(0, IPC_INFO, (struct msqid_ds *)(void *)&info) < 0 ||
+        info.msgmax <= 0) {
+        return 0;
+    }
+    return (size_t)info.msgmax;
+}
+
 /*
  * Receive into the stack buffer first; only a message longer than that
- * (E2BIG leaves it queued) costs a heap buffer of the requested size.
- * On success *out points at the message (stack or heap: free if != stack).
+ * (E2BIG leaves it queued) costs a heap buffer: of max_size bytes, or for
+ * ANY_SIZE of the kernel's msgmax, grown until the message fits.
+ * On success *out points at the message (free it if it is not stackbuf).
  */
 static Py_ssize_t
 receive_message(module_state *st, int msqid, size_t max_size, long mtype,
@@ -980,20 +996,31 @@ receive_message(module_state *st, int msqid, size_t max_size, long mtype,
     else {
         n = receive_loop(msqid, stackbuf, STACK_MSG_SIZE, mtype,
                          flags & ~MSG_NOERROR, has_deadline, deadline, &err);
-        if (n < 0 && err == E2BIG) {
-            stack_msgbuf *heap = PyMem_RawMalloc(sizeof(long) + max_size);
+        size_t cap = max_size;
+        if (max_size == ANY_SIZE) {
+            flags &= ~MSG_NOERROR; // any size fits: never truncate
+            cap = current_msgmax();
+            if (cap < 2 * STACK_MSG_SIZE) {
+                cap = 2 * STACK_MSG_SIZE;
+            }
+        }
+        while (n < 0 && err == E2BIG) {
+            stack_msgbuf *heap = PyMem_RawMalloc(sizeof(long) + cap);
             if (heap == NULL) {
                 PyErr_NoMemory();
                 return -1;
             }
-            n = receive_loop(msqid, heap, max_size, mtype, flags,
-                             has_deadline, deadline, &err);
-            if (n < 0) {
-                PyMem_RawFree(heap);
-            }
-            else {
+            n = receive_loop(msqid, heap, cap, mtype, flags, has_deadline,
+                             deadline, &err);
+            if (n >= 0) {
                 *out = heap;
+                break;
             }
+            PyMem_RawFree(heap);
+            if (max_size != ANY_SIZE || cap >= INT_MAX) {
+                break;
+            }
+            cap = cap * 2 > INT_MAX ? INT_MAX : cap * 2;
         }
     }
     if (n < 0 && err != 0) {
@@ -1019,8 +1046,9 @@ check_receive_flags(int flags, const char *fname)
 }
 
 PyDoc_STRVAR(msgrcv_doc,
-"msgrcv(msqid, max_size, type=0, flags=0, *, timeout=None)\n--\n\n"
-"Receive a message of at most max_size bytes (msgrcv(2)); return a\n"
+"msgrcv(msqid, max_size=None, type=0, flags=0, *, timeout=None)\n--\n\n"
+"Receive a message of at most max_size bytes (None: any size the kernel\n"
+"allows, without allocating that much up front) (msgrcv(2)); return a\n"
 "Message (data, type).  type 0: the first message; >0: the first of that\n"
 "type; <0: the first of the lowest type <= |type|.  flags: IPC_NOWAIT,\n"
 "MSG_NOERROR (truncate), MSG_EXCEPT, MSG_COPY (read the message at index\n"
@@ -1036,13 +1064,14 @@ sysvipc_msgrcv(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
     module_state *st = get_state(module);
     int msqid, flags;
     long long mtype = 0;
-    unsigned long long max_size;
+    unsigned long long max_size = ANY_SIZE;
     int has_deadline;
     int64_t deadline;
-    if (parse_args("msgrcv", args, nargs, kwnames, names, 5, 4, 2, a) < 0 ||
+    if (parse_args("msgrcv", args, nargs, kwnames, names, 5, 4, 1, a) < 0 ||
         to_id(a[0], "msqid", &msqid) < 0 ||
-        to_ullong(a[1], "max_size", PY_SSIZE_T_MAX - sizeof(long),
-                  &max_size) < 0 ||
+        (a[1] != NULL && a[1] != Py_None &&
+         to_ullong(a[1], "max_size", PY_SSIZE_T_MAX - sizeof(long),
+                   &max_size) < 0) ||
         (a[2] != NULL &&
          to_llong(a[2], "type", LONG_MIN, LONG_MAX, &mtype) < 0) ||
         opt_int(a[3], "flags", INT_MIN, INT_MAX, 0, &flags) < 0 ||

@@ -104,7 +104,7 @@ def msgsnd(
 ) -> None: ...
 def msgrcv(
     msqid: int,
-    max_size: int,
+    max_size: int | None = None,
     type: int = 0,
     flags: int = 0,
     *,
