@@ -28,6 +28,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/ipc.h>
+#include <sys/mman.h>
 #include <sys/msg.h>
 #include <sys/sem.h>
 #include <sys/shm.h>
@@ -85,6 +86,7 @@ typedef struct {
 typedef struct {
     PyObject *IdentifierRemovedError;
     PyTypeObject *AttachmentType;
+    PyTypeObject *HandleType;
     PyTypeObject *MessageType;
 } module_state;
 
@@ -1698,6 +1700,14 @@ typedef struct {
     Py_ssize_t exports;  // buffer views alive, plus copies in progress
     int shmid;
     int readonly;
+    // After detach(): the anonymous mapping that took the segment's place,
+    // unmapped in dealloc (see attachment_detach).
+    void *placeholder;
+    size_t placeholder_size;
+    // Set when a SharedMemory handle that exported buffers directly was
+    // closed: the handle still pins this object, and the mapping is
+    // swapped for the placeholder once no view is left (see handle_close).
+    int orphaned;
     PyObject *weakreflist;
 } AttachmentObject;
 
@@ -1733,26 +1743,77 @@ attachment_getbuffer(AttachmentObject *self, Py_buffer *view, int flags)
     return 0;
 }
 
+static int attachment_detach_now(AttachmentObject *self, int release_gil,
+                                 int *err);
+
 static void
 attachment_releasebuffer(AttachmentObject *self, Py_buffer *view)
 {
     (void)view;
     self->exports--;
+    // The last view of an orphaned mapping: only the releasing view and
+    // the closed handle's pin still refer to it, so nothing can read it
+    // but objects that kept a bare reference to the handle.
+    if (self->exports == 0 && self->orphaned && self->addr != NULL &&
+        Py_REFCNT(self) <= 2) {
+        int err;
+        (void)attachment_detach_now(self, 0, &err);
+    }
 }
 
-/* shmdt, with the address taken out of the object first. */
+/*
+ * Detach while Python objects may still hold the address.  numpy's
+ * ndarray(buffer=...) keeps a reference to the exporter but no export, so
+ * "no exports" does not mean "nobody will touch this memory".  Instead of
+ * shmdt, an anonymous private mapping replaces the segment in place
+ * (MAP_FIXED unmaps the segment atomically, which is all shmdt does, and
+ * the kernel drops the attachment: shm_nattch falls).  A stale pointer then
+ * reads zeros and writes private pages, and never faults.  The placeholder
+ * goes in dealloc, when no reference is left.
+ */
 static int
-attachment_detach_now(AttachmentObject *self, int *err)
+attachment_detach_now(AttachmentObject *self, int release_gil, int *err)
 {
     char *addr = self->addr;
-    int rc;
+    size_t len = (size_t)self->size;
+    int prot = self->readonly ? PROT_READ : (PROT_READ | PROT_WRITE);
+    void *p;
     self->addr = NULL;
     self->size = 0;
-    Py_BEGIN_ALLOW_THREADS
-    rc = shmdt(addr);
-    *err = errno;
-    Py_END_ALLOW_THREADS
-    return rc;
+    if (len == 0) {
+        *err = 0;
+        return shmdt(addr) < 0 ? (*err = errno, -1) : 0;
+    }
+    // The mapping spans whole pages, huge pages for a SHM_HUGETLB segment,
+    // whose size is not recorded anywhere: try page, 2 MiB and 1 GiB
+    // rounding in turn.  A rounding short of the real extent would split a
+    // huge page, which the kernel refuses (EINVAL) without changing
+    // anything, so the first one that succeeds is exact.
+    static const size_t units[] = {0, (size_t)2 << 20, (size_t)1 << 30};
+    size_t mapped = len;
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        size_t unit = units[i] ? units[i] : (size_t)sysconf(_SC_PAGESIZE);
+        mapped = (len + unit - 1) / unit * unit;
+        PyThreadState *ts = release_gil ? PyEval_SaveThread() : NULL;
+        p = mmap(addr, mapped, prot, MAP_PRIVATE | MAP_ANONYMOUS |
+                 MAP_FIXED | MAP_NORESERVE, -1, 0);
+        *err = errno;
+        if (ts != NULL) {
+            PyEval_RestoreThread(ts);
+        }
+        if (p != MAP_FAILED || *err != EINVAL) {
+            break;
+        }
+    }
+    if (p == MAP_FAILED) {
+        // The segment is still mapped: keep the attachment usable.
+        self->addr = addr;
+        self->size = (Py_ssize_t)len;
+        return -1;
+    }
+    self->placeholder = p;
+    self->placeholder_size = mapped;
+    return 0;
 }
 
 static void
@@ -1763,10 +1824,15 @@ attachment_dealloc(AttachmentObject *self)
     if (self->weakreflist != NULL) {
         PyObject_ClearWeakRefs((PyObject *)self);
     }
+    // Nothing can reach the memory any more: a plain shmdt is safe.
     if (self->addr != NULL) {
         char *addr = self->addr;
         self->addr = NULL;
         shmdt(addr);
+    }
+    if (self->placeholder != NULL) {
+        munmap(self->placeholder, self->placeholder_size);
+        self->placeholder = NULL;
     }
     tp->tp_free(self);
     Py_DECREF(tp);
@@ -1781,8 +1847,10 @@ attachment_traverse(AttachmentObject *self, visitproc visit, void *arg)
 
 PyDoc_STRVAR(attachment_detach_doc,
 "detach($self, /)\n--\n\n"
-"Detach the mapping now (shmdt(2)).  Raises BufferError while views of it\n"
-"exist; does nothing if already detached.");
+"Detach the mapping now.  Raises BufferError while buffer views of it\n"
+"exist; does nothing if already detached.  Objects that kept only a\n"
+"reference (numpy's ndarray(buffer=...)) see zero-filled private memory\n"
+"in its place afterwards, never unmapped memory.");
 
 static PyObject *
 attachment_detach(AttachmentObject *self, PyObject *Py_UNUSED(ignored))
@@ -1797,7 +1865,7 @@ attachment_detach(AttachmentObject *self, PyObject *Py_UNUSED(ignored))
         return NULL;
     }
     int err;
-    if (attachment_detach_now(self, &err) < 0) {
+    if (attachment_detach_now(self, 1, &err) < 0) {
         module_state *st = get_state_by_type(Py_TYPE(self));
         return st ? raise_errno(st, err, "shmdt") : NULL;
     }
@@ -2077,6 +2145,176 @@ static PyType_Spec attachment_spec = {
 };
 
 /* ------------------------------------------------------------------------ */
+/* Shared memory: SharedMemoryBase, the buffer-exporting handle              */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * sysvipc.SharedMemory derives from this type, which gives it the buffer
+ * protocol on every Python version (a Python-level __buffer__ needs 3.12).
+ * Its views are the Attachment's: getbuffer forwards, so every view holds a
+ * reference to the Attachment, not to the handle.  Closing the handle only
+ * drops its own reference; the mapping goes when the last view does.
+ */
+typedef struct {
+    PyObject_HEAD
+    PyObject *attachment; // an Attachment, or NULL
+    int closed;
+    // Set once a buffer was exported through the handle itself: from then
+    // on some consumer may keep a bare reference to the handle and use the
+    // address without holding an export (numpy's ndarray(buffer=shm)).
+    int exported;
+} HandleObject;
+
+static int
+handle_getbuffer(HandleObject *self, Py_buffer *view, int flags)
+{
+    if (self->attachment == NULL || self->closed) {
+        view->obj = NULL;
+        PyErr_SetString(PyExc_ValueError,
+                        "operation on a closed shared memory segment");
+        return -1;
+    }
+    self->exported = 1;
+    return PyObject_GetBuffer(self->attachment, view, flags);
+}
+
+PyDoc_STRVAR(handle_close_doc,
+"_close_mapping($self, /)\n--\n\n"
+"Close the handle's hold on the mapping (see SharedMemory.close).");
+
+/*
+ * Closing a handle.  If it never exported a buffer itself, every view holds
+ * the Attachment: drop the handle's reference, and the mapping goes with
+ * the last view.  Otherwise a bare reference to the handle may still use
+ * the address, so the handle keeps pinning the Attachment until it dies;
+ * the segment is still detached as soon as no real view is left (now, or
+ * in the last view's releasebuffer), leaving the placeholder behind.
+ */
+static PyObject *
+handle_close(HandleObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->closed) {
+        Py_RETURN_NONE;
+    }
+    self->closed = 1;
+    if (self->attachment == NULL) {
+        Py_RETURN_NONE;
+    }
+    if (!self->exported) {
+        Py_CLEAR(self->attachment);
+        Py_RETURN_NONE;
+    }
+    AttachmentObject *att = (AttachmentObject *)self->attachment;
+    att->orphaned = 1;
+    if (att->exports == 0 && att->addr != NULL && Py_REFCNT(att) == 1) {
+        int err;
+        (void)attachment_detach_now(att, 1, &err);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef handle_methods[] = {
+    {"_close_mapping", (PyCFunction)handle_close, METH_NOARGS,
+     handle_close_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+/* Never called (the views belong to the Attachment), but its presence makes
+ * numpy.frombuffer keep a memoryview, hence an export, instead of a bare
+ * reference to the handle. */
+static void
+handle_releasebuffer(HandleObject *self, Py_buffer *view)
+{
+    (void)self;
+    (void)view;
+}
+
+static int
+handle_traverse(HandleObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->attachment);
+    return 0;
+}
+
+static int
+handle_clear(HandleObject *self)
+{
+    Py_CLEAR(self->attachment);
+    return 0;
+}
+
+static void
+handle_dealloc(HandleObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    handle_clear(self);
+    tp->tp_free(self);
+    Py_DECREF(tp);
+}
+
+static PyObject *
+handle_get_attachment(HandleObject *self, void *Py_UNUSED(c))
+{
+    if (self->attachment == NULL || self->closed) {
+        Py_RETURN_NONE;
+    }
+    return Py_NewRef(self->attachment);
+}
+
+static int
+handle_set_attachment(HandleObject *self, PyObject *value,
+                      void *Py_UNUSED(c))
+{
+    if (self->closed || self->attachment != NULL) {
+        PyErr_SetString(PyExc_AttributeError,
+                        "_attachment is set once, before the handle is used");
+        return -1;
+    }
+    module_state *st = get_state_by_type(Py_TYPE(self));
+    if (st == NULL) {
+        return -1;
+    }
+    if (!PyObject_TypeCheck(value, st->AttachmentType)) {
+        PyErr_Format(PyExc_TypeError, "_attachment must be an Attachment, "
+                     "not %.100s", Py_TYPE(value)->tp_name);
+        return -1;
+    }
+    Py_XSETREF(self->attachment, Py_NewRef(value));
+    return 0;
+}
+
+static PyGetSetDef handle_getset[] = {
+    {"_attachment", (getter)handle_get_attachment,
+     (setter)handle_set_attachment,
+     "The Attachment whose mapping this handle exports (None: closed).",
+     NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot handle_slots[] = {
+    {Py_tp_dealloc, handle_dealloc},
+    {Py_tp_traverse, handle_traverse},
+    {Py_tp_clear, handle_clear},
+    {Py_tp_getset, handle_getset},
+    {Py_tp_methods, handle_methods},
+    {Py_tp_doc, (void *)"Base of sysvipc.SharedMemory: exports its "
+                        "Attachment's mapping through the buffer protocol."},
+    {Py_bf_getbuffer, handle_getbuffer},
+    {Py_bf_releasebuffer, handle_releasebuffer},
+    {0, NULL},
+};
+
+static PyType_Spec handle_spec = {
+    .name = "sysvipc._sysvipc.SharedMemoryBase",
+    .basicsize = sizeof(HandleObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE |
+             Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = handle_slots,
+};
+
+/* ------------------------------------------------------------------------ */
 /* Shared memory: the calls                                                  */
 /* ------------------------------------------------------------------------ */
 
@@ -2146,6 +2384,9 @@ sysvipc_shmat(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
     self->exports = 0;
     self->shmid = shmid;
     self->readonly = (flags & SHM_RDONLY) != 0;
+    self->placeholder = NULL;
+    self->placeholder_size = 0;
+    self->orphaned = 0;
     self->weakreflist = NULL;
     PyObject_GC_Track(self);
 
@@ -2408,6 +2649,11 @@ sysvipc_exec(PyObject *m)
         PyModule_AddType(m, st->AttachmentType) < 0) {
         return -1;
     }
+    st->HandleType = (PyTypeObject *)PyType_FromModuleAndSpec(
+        m, &handle_spec, NULL);
+    if (st->HandleType == NULL || PyModule_AddType(m, st->HandleType) < 0) {
+        return -1;
+    }
     st->MessageType = PyStructSequence_NewType(&message_desc);
     if (st->MessageType == NULL ||
         PyModule_AddObjectRef(m, "Message", (PyObject *)st->MessageType) <
@@ -2423,6 +2669,7 @@ sysvipc_traverse(PyObject *m, visitproc visit, void *arg)
     module_state *st = get_state(m);
     Py_VISIT(st->IdentifierRemovedError);
     Py_VISIT(st->AttachmentType);
+    Py_VISIT(st->HandleType);
     Py_VISIT(st->MessageType);
     return 0;
 }
@@ -2433,6 +2680,7 @@ sysvipc_clear(PyObject *m)
     module_state *st = get_state(m);
     Py_CLEAR(st->IdentifierRemovedError);
     Py_CLEAR(st->AttachmentType);
+    Py_CLEAR(st->HandleType);
     Py_CLEAR(st->MessageType);
     return 0;
 }

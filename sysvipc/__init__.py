@@ -9,6 +9,8 @@ the C extension :mod:`sysvipc._sysvipc`.
 from __future__ import annotations
 
 from . import lowlevel
+from ._queue import MessageQueue
+from ._shm import SharedMemory
 from ._structs import (
     IpcPerm,
     MsgInfo,
@@ -45,10 +47,12 @@ __all__ = [
     "IdentifierRemovedError",
     "IpcPerm",
     "Message",
+    "MessageQueue",
     "MsgInfo",
     "MsqidDs",
     "Sem",
     "SemInfo",
+    "SharedMemory",
     "SemidDs",
     "ShmInfo",
     "ShmUsage",

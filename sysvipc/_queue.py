@@ -1,0 +1,321 @@
+"""MessageQueue: a System V message queue."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from . import _sysvipc as _c
+from ._common import IPCObject, get_or_create
+from ._structs import MsqidDs
+from ._sysvipc import (
+    IPC_NOWAIT,
+    IPC_RMID,
+    IPC_SET,
+    IPC_STAT,
+    MSG_COPY,
+    MSG_EXCEPT,
+    MSG_NOERROR,
+    Message,
+)
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer, WriteableBuffer
+
+__all__ = ["MessageQueue", "Message"]
+
+# How long one background wait for a message lasts before it checks whether
+# its receive_async was cancelled.  Waiting itself costs no CPU.
+_WAIT_SLICE = 0.25
+# Polling bounds for send_async on a full queue.
+_SEND_POLL_MIN = 0.0001
+_SEND_POLL_MAX = 0.005
+
+_waiters: ThreadPoolExecutor | None = None
+
+
+def _waiter_pool() -> ThreadPoolExecutor:
+    global _waiters
+    if _waiters is None:
+        _waiters = ThreadPoolExecutor(max_workers=64, thread_name_prefix="sysvipc-wait")
+    return _waiters
+
+
+def _receive_flags(block: bool, truncate: bool, except_type: bool) -> int:
+    flags = 0 if block else IPC_NOWAIT
+    if truncate:
+        flags |= MSG_NOERROR
+    if except_type:
+        flags |= MSG_EXCEPT
+    return flags
+
+
+class MessageQueue(IPCObject):
+    """A System V message queue.
+
+    >>> q = MessageQueue()              # a new queue under a random key
+    >>> q.send(b"hello", type=2)
+    >>> q.receive()
+    sysvipc.Message(data=b'hello', type=2)
+    >>> data, type = q.receive(timeout=0.01) if len(q) else (b"", 0)
+    >>> q.remove()
+
+    ``key=None`` creates a new queue under a fresh random key;
+    ``key=IPC_PRIVATE`` a new private one; an int key opens the existing
+    queue (``create=True``: create it if missing; ``exclusive=True``: it must
+    not exist yet).  ``close()`` and leaving a ``with`` block never remove the
+    queue unless ``remove_on_close=True``.
+    """
+
+    _kind = "message queue"
+
+    def __init__(
+        self,
+        key: int | None = None,
+        *,
+        create: bool = False,
+        exclusive: bool = False,
+        mode: int = 0o600,
+        remove_on_close: bool = False,
+    ) -> None:
+        key, msqid, created = get_or_create(_c.msgget, key, create, exclusive, mode)
+        self._init_handle(key, msqid, created, remove_on_close)
+
+    @classmethod
+    def from_id(cls, msqid: int) -> MessageQueue:
+        """Open an existing queue by its id."""
+        st = MsqidDs._make(_c.msgctl(msqid, IPC_STAT))
+        self = cls.__new__(cls)
+        self._init_handle(st.msg_perm.key, msqid, False, False)
+        return self
+
+    # -- sending ------------------------------------------------------------
+
+    def send(
+        self,
+        data: ReadableBuffer,
+        type: int = 1,
+        *,
+        block: bool = True,
+        timeout: float | None = None,
+    ) -> None:
+        """Send ``data`` (bytes, bytearray, memoryview, a C-contiguous numpy
+        array: any bytes-like object) as a message of ``type`` (>= 1).
+
+        When the queue is full: wait (``block=True``), for at most
+        ``timeout`` seconds (then :class:`TimeoutError`), or raise
+        :class:`BlockingIOError` at once (``block=False``).  A message over
+        the kernel's ``msgmax`` is a :class:`ValueError`.
+        """
+        _c.msgsnd(self._check_open(), data, type, 0 if block else IPC_NOWAIT, timeout=timeout)
+
+    async def send_async(
+        self, data: ReadableBuffer, type: int = 1, *, timeout: float | None = None
+    ) -> None:
+        """Send without blocking the event loop.
+
+        The message is handed to the kernel on the event loop's thread, so a
+        cancelled ``send_async`` either sent it or did not: never both, never
+        half.  While the queue is full it retries with a short, growing
+        pause (0.1 to 5 ms).
+        """
+        msqid = self._check_open()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pause = _SEND_POLL_MIN
+        while True:
+            try:
+                _c.msgsnd(msqid, data, type, IPC_NOWAIT)
+                return
+            except BlockingIOError:
+                pass
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(errno.ETIMEDOUT, "Timed out (originated from msgsnd)")
+                pause = min(pause, remaining)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, _SEND_POLL_MAX)
+
+    # -- receiving ----------------------------------------------------------
+
+    def receive(
+        self,
+        type: int = 0,
+        *,
+        block: bool = True,
+        timeout: float | None = None,
+        max_size: int | None = None,
+        truncate: bool = False,
+        except_type: bool = False,
+    ) -> Message:
+        """Receive a message; return a :class:`Message` ``(data, type)``.
+
+        ``type`` 0: the first message; > 0: the first of that type; < 0: the
+        first of the lowest type <= ``abs(type)``.  ``except_type=True``: the
+        first whose type is not ``type`` (MSG_EXCEPT).
+
+        ``max_size`` (default: any size the kernel allows) bounds the
+        message; a longer one raises ``OSError(E2BIG)`` and stays queued,
+        unless ``truncate=True`` (MSG_NOERROR) cuts it to ``max_size``.
+
+        Without a message: wait (``block=True``), for at most ``timeout``
+        seconds (:class:`TimeoutError`), or raise :class:`BlockingIOError`.
+        """
+        return _c.msgrcv(
+            self._check_open(),
+            max_size,
+            type,
+            _receive_flags(block, truncate, except_type),
+            timeout=timeout,
+        )
+
+    def receive_into(
+        self,
+        buffer: WriteableBuffer,
+        type: int = 0,
+        *,
+        block: bool = True,
+        timeout: float | None = None,
+        truncate: bool = False,
+        except_type: bool = False,
+    ) -> tuple[int, int]:
+        """Receive a message into a writable ``buffer``; return
+        ``(nbytes, type)``.  The buffer's length is the largest message
+        accepted (see :meth:`receive` for the other arguments)."""
+        return _c.msgrcv_into(
+            self._check_open(),
+            buffer,
+            type,
+            _receive_flags(block, truncate, except_type),
+            timeout=timeout,
+        )
+
+    async def receive_async(
+        self,
+        type: int = 0,
+        *,
+        timeout: float | None = None,
+        max_size: int | None = None,
+        truncate: bool = False,
+        except_type: bool = False,
+    ) -> Message:
+        """Receive without blocking the event loop.
+
+        Cancelling it never loses a message: messages are only taken off the
+        queue on the event loop's thread, in a non-blocking call that either
+        returns the message to this coroutine or leaves it queued.  The
+        waiting happens in a worker thread that blocks in the kernel until a
+        matching message *exists*, without taking it (a zero-byte receive
+        that the kernel answers with E2BIG).  A zero-length message is the
+        one exception the kernel forces: the waiter does receive it, and if
+        this call was cancelled meanwhile it is sent back to the queue.
+        """
+        msqid = self._check_open()
+        flags = _receive_flags(False, truncate, except_type)
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            try:
+                return _c.msgrcv(msqid, max_size, type, flags)
+            except BlockingIOError:
+                pass
+            wait = _WAIT_SLICE
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(errno.ETIMEDOUT, "Timed out (originated from msgrcv)")
+                wait = min(wait, remaining)
+            future = _waiter_pool().submit(_wait_for_message, msqid, type, except_type, wait)
+            try:
+                found = await asyncio.wrap_future(future, loop=loop)
+            except asyncio.CancelledError:
+                future.add_done_callback(_requeue_if_taken(msqid))
+                raise
+            if found is not None:
+                return found
+
+
+    # -- inspection and control -------------------------------------------
+
+    def peek(self, index: int = 0) -> Message:
+        """Return the message at position ``index`` (0 = the head) without
+        removing it (MSG_COPY).  :class:`IndexError` if there is no such
+        message; :class:`NotImplementedError` on kernels built without
+        CONFIG_CHECKPOINT_RESTORE, which MSG_COPY needs."""
+        if isinstance(index, bool) or not isinstance(index, int):
+            raise TypeError(f"index must be an int, not {type(index).__name__}")
+        if index < 0:
+            raise IndexError("peek index must be >= 0")
+        try:
+            return _c.msgrcv(self._check_open(), None, index, MSG_COPY | IPC_NOWAIT)
+        except BlockingIOError:
+            raise IndexError(f"no message at index {index}") from None
+        except OSError as e:
+            if e.errno == errno.ENOSYS:
+                raise NotImplementedError(
+                    "peek needs MSG_COPY, which this kernel lacks (CONFIG_CHECKPOINT_RESTORE)"
+                ) from e
+            raise
+
+    def __len__(self) -> int:
+        """The number of messages on the queue (``msg_qnum``)."""
+        return self.stat().msg_qnum
+
+    def stat(self) -> MsqidDs:
+        """The queue's :class:`~sysvipc.MsqidDs` (IPC_STAT)."""
+        return MsqidDs._make(_c.msgctl(self._check_open(), IPC_STAT))
+
+    def set(
+        self,
+        *,
+        mode: int | None = None,
+        uid: int | None = None,
+        gid: int | None = None,
+        max_bytes: int | None = None,
+    ) -> None:
+        """Change the owner, permissions or ``msg_qbytes`` (IPC_SET); the
+        values not given stay.  Raising ``max_bytes`` above
+        ``/proc/sys/kernel/msgmnb`` needs CAP_SYS_RESOURCE."""
+        _c.msgctl(self._check_open(), IPC_SET, (uid, gid, mode, max_bytes))
+
+    def _rmid(self) -> None:
+        _c.msgctl(self._id, IPC_RMID)
+
+    def _repr_details(self) -> str:
+        try:
+            st = self.stat()
+        except OSError:
+            return " removed"
+        return f" messages={st.msg_qnum} bytes={st.msg_cbytes}"
+
+
+def _wait_for_message(msqid: int, type: int, except_type: bool, wait: float) -> Message | None:
+    """Block until a matching message exists; return None then (it stays
+    queued), or the message itself if it had zero length (the kernel hands
+    those over even to a zero-byte receive)."""
+    flags = MSG_EXCEPT if except_type else 0
+    try:
+        return _c.msgrcv(msqid, 0, type, flags, timeout=wait)
+    except TimeoutError:
+        return None
+    except OSError as e:
+        if e.errno == errno.E2BIG:
+            return None  # a message is there, and still queued
+        raise
+
+
+def _requeue_if_taken(msqid: int) -> Any:
+    def callback(future: Any) -> None:
+        if future.cancelled() or future.exception() is not None:
+            return
+        message = future.result()
+        if message is not None:  # taken by the waiter after cancellation
+            try:
+                _c.msgsnd(msqid, message.data, message.type, IPC_NOWAIT)
+            except OSError:
+                _c.msgsnd(msqid, message.data, message.type, timeout=5.0)
+
+    return callback
