@@ -9,6 +9,16 @@ the C extension :mod:`sysvipc._sysvipc`.
 from __future__ import annotations
 
 from . import lowlevel
+from ._introspect import (
+    Entry,
+    Limits,
+    Usage,
+    limits,
+    list_message_queues,
+    list_semaphore_sets,
+    list_shared_memory,
+    usage,
+)
 from ._queue import MessageQueue
 from ._shm import SharedMemory
 from ._structs import (
@@ -44,8 +54,10 @@ __all__ = [
     "IPC_PRIVATE",
     "SEM_UNDO",
     "SEMVMX",
+    "Entry",
     "IdentifierRemovedError",
     "IpcPerm",
+    "Limits",
     "Message",
     "MessageQueue",
     "MsgInfo",
@@ -57,8 +69,14 @@ __all__ = [
     "ShmInfo",
     "ShmUsage",
     "ShmidDs",
+    "Usage",
     "ftok",
+    "limits",
+    "list_message_queues",
+    "list_semaphore_sets",
+    "list_shared_memory",
     "lowlevel",
     "to_datetime",
+    "usage",
     "__version__",
 ]
