@@ -837,11 +837,22 @@ sysvipc_msgsnd(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
     if (has_deadline && !(flags & IPC_NOWAIT)) {
         callflags |= IPC_NOWAIT; // first try without waiting at all
     }
+    int fast = len < GIL_RELEASE_COPY_SIZE;
     for (;;) {
-        Py_BEGIN_ALLOW_THREADS
-        rc = msgsnd(msqid, msg, (size_t)len, callflags);
-        err = errno;
-        Py_END_ALLOW_THREADS
+        int was_fast = fast;
+        if (fast) {
+            // A call that need not wait is made with the GIL held:
+            // releasing and re-taking it costs more than the call itself.
+            fast = 0;
+            rc = msgsnd(msqid, msg, (size_t)len, flags | IPC_NOWAIT);
+            err = errno;
+        }
+        else {
+            Py_BEGIN_ALLOW_THREADS
+            rc = msgsnd(msqid, msg, (size_t)len, callflags);
+            err = errno;
+            Py_END_ALLOW_THREADS
+        }
         if (rc == 0) {
             break;
         }
@@ -851,7 +862,8 @@ sysvipc_msgsnd(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
                 break;
             }
         }
-        else if (!(err == EAGAIN && has_deadline && !(flags & IPC_NOWAIT))) {
+        else if (!(err == EAGAIN && !(flags & IPC_NOWAIT) &&
+                   (was_fast || has_deadline))) {
             break;
         }
         if (has_deadline && !(flags & IPC_NOWAIT)) {
@@ -912,11 +924,21 @@ receive_loop(int msqid, void *buf, size_t cap, long mtype, int flags,
     int64_t poll_ns = POLL_MIN_NS;
     int timed = has_deadline && !(flags & IPC_NOWAIT);
     int callflags = timed ? (flags | IPC_NOWAIT) : flags;
+    int fast = cap < GIL_RELEASE_COPY_SIZE;
     for (;;) {
-        Py_BEGIN_ALLOW_THREADS
-        n = msgrcv(msqid, buf, cap, mtype, callflags);
-        e = errno;
-        Py_END_ALLOW_THREADS
+        int was_fast = fast;
+        if (fast) {
+            // As in msgsnd: no GIL round trip for a call that need not wait.
+            fast = 0;
+            n = msgrcv(msqid, buf, cap, mtype, flags | IPC_NOWAIT);
+            e = errno;
+        }
+        else {
+            Py_BEGIN_ALLOW_THREADS
+            n = msgrcv(msqid, buf, cap, mtype, callflags);
+            e = errno;
+            Py_END_ALLOW_THREADS
+        }
         if (n >= 0) {
             break;
         }
@@ -926,7 +948,8 @@ receive_loop(int msqid, void *buf, size_t cap, long mtype, int flags,
                 break;
             }
         }
-        else if (!(e == ENOMSG && timed)) {
+        else if (!(e == ENOMSG && !(flags & IPC_NOWAIT) &&
+                   (was_fast || timed))) {
             break;
         }
         if (timed) {
@@ -1332,6 +1355,25 @@ run_semop(module_state *st, int semid, struct sembuf *ops, size_t nops,
           int has_deadline, int64_t deadline)
 {
     int rc, err;
+    if (nops <= STACK_SEMOPS) {
+        // Try without waiting, GIL held: an uncontended acquire or release
+        // never pays for a GIL round trip.  Success means exactly what it
+        // would have meant without IPC_NOWAIT; EAGAIN leads to the real call.
+        struct sembuf nowait[STACK_SEMOPS];
+        for (size_t i = 0; i < nops; i++) {
+            nowait[i] = ops[i];
+            nowait[i].sem_flg |= IPC_NOWAIT;
+        }
+        rc = semop(semid, nowait, nops);
+        if (rc == 0) {
+            return 0;
+        }
+        err = errno;
+        if (err != EAGAIN) {
+            raise_errno(st, err, "semop");
+            return -1;
+        }
+    }
     for (;;) {
         if (has_deadline) {
             int64_t remaining = deadline - monotonic_ns();

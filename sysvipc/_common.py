@@ -150,8 +150,9 @@ class IPCObject:
 
         Processes blocked on it are woken with
         :class:`~sysvipc.IdentifierRemovedError`.  The handle stays open, but
-        further operations fail.
+        further operations fail.  On a closed handle: :class:`ValueError`.
         """
+        self._check_open()
         self._rmid()
 
     def close(self) -> None:

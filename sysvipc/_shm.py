@@ -260,6 +260,7 @@ class SharedMemory(SharedMemoryBase, IPCObject):
     def remove(self) -> None:
         """Mark the segment for destruction (IPC_RMID): it goes when the
         last process detaches.  This handle stays attached until closed."""
+        self._check_open()
         self._rmid()
 
     def close(self) -> None:
