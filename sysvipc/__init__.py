@@ -20,6 +20,7 @@ from ._introspect import (
     usage,
 )
 from ._queue import MessageQueue
+from ._semaphore import Semaphore, SemaphoreSet, SemaphoreSetStat
 from ._shm import SharedMemory
 from ._structs import (
     IpcPerm,
@@ -64,6 +65,9 @@ __all__ = [
     "MsqidDs",
     "Sem",
     "SemInfo",
+    "Semaphore",
+    "SemaphoreSet",
+    "SemaphoreSetStat",
     "SharedMemory",
     "SemidDs",
     "ShmInfo",

@@ -98,7 +98,9 @@ def _check_values(values: object, nsems: int, what: str) -> list[int]:
         raise TypeError(f"{what} must be a sequence of ints, not {type(values).__name__}")
     checked = [_check_value(v, f"each of {what}") for v in values]
     if len(checked) != nsems:
-        raise ValueError(f"{what} needs exactly {nsems} values (one per semaphore), got {len(checked)}")
+        raise ValueError(
+            f"{what} needs exactly {nsems} values (one per semaphore), got {len(checked)}"
+        )
     return checked
 
 

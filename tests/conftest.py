@@ -83,7 +83,7 @@ def no_leaked_ipc_objects() -> Iterator[None]:
         pending = [
             (k, i)
             for k, i in leaked
-            if not (k == "shm" and (row := proc_row(k, i)) and int(row["perms"]) & 0o1000)
+            if not (k == "shm" and (row := proc_row(k, i)) and int(row["perms"], 8) & 0o1000)
         ]
         if not leaked or (not pending and time.monotonic() > deadline):
             break
