@@ -1,57 +1,127 @@
-"""The main demonstration: processes talking through a queue, a semaphore
-and a shared memory segment, and everything removed at the end."""
+"""The main demonstration (``python -m sysvipc demo``).
+
+Worker processes
+- take jobs from a message queue, choosing them by message type,
+- add to a counter in shared memory under a semaphore lock that the kernel
+  releases if a worker dies (SEM_UNDO), one of them being killed on purpose
+  while it holds the lock,
+- fill their rows of an array shared zero-copy through the same segment
+  (numpy if installed, a plain buffer otherwise),
+- and report back with typed messages.
+Everything the demo creates is removed at the end, even on Ctrl-C.
+"""
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import struct
+import time
 
-from . import lowlevel as ll
+from ._queue import MessageQueue
+from ._semaphore import SemaphoreSet
+from ._shm import SharedMemory
 
-COUNTER = struct.Struct("q")
-INCREMENTS = 1000
+COUNTER = struct.Struct("q")  # the counter, at offset 0
+ROW_OFFSET = 64  # the array starts here (aligned)
+ROW_LEN = 8  # float64 values per worker row
+INCREMENTS = 2000
+JOB, REPORT = 1, 2  # message types: jobs for the workers, reports for the parent
 
 
-def _worker(msqid: int, semid: int, shmid: int, number: int) -> None:
-    shm = ll.shmat(shmid)
-    with memoryview(shm) as view:
-        for _ in range(INCREMENTS):
-            # A lock that the kernel releases if this process dies (SEM_UNDO).
-            ll.semop1(semid, 0, -1, ll.SEM_UNDO)
-            (value,) = COUNTER.unpack_from(view)
-            COUNTER.pack_into(view, 0, value + 1)
-            ll.semop1(semid, 0, 1, ll.SEM_UNDO)
-    shm.detach()
-    # Type 1 + number: the parent can tell the workers apart.
-    ll.msgsnd(msqid, f"worker {number} (pid {os.getpid()}) done".encode(), 1 + number)
+def _fill_row(shm: SharedMemory, worker: int) -> None:
+    values = [worker + i / 10 for i in range(ROW_LEN)]
+    try:
+        import numpy as np
+    except ImportError:
+        struct.pack_into(f"{ROW_LEN}d", shm.buf, ROW_OFFSET + worker * ROW_LEN * 8, *values)
+        return
+    rows = shm.ndarray(np.float64, (worker + 1, ROW_LEN), offset=ROW_OFFSET)
+    rows[worker] = values  # written straight into the shared segment
+
+
+def _worker(queue: MessageQueue, lock: SemaphoreSet, shm: SharedMemory, worker: int) -> None:
+    # The handles arrive pickled: each re-opens the same objects by id.
+    with queue, lock, shm:
+        job = queue.receive(JOB, timeout=30)
+        increments = int(job.data)
+        for _ in range(increments):
+            with lock[0]:  # SEM_UNDO: released by the kernel if we die
+                (value,) = COUNTER.unpack_from(shm.buf)
+                COUNTER.pack_into(shm.buf, 0, value + 1)
+        _fill_row(shm, worker)
+        queue.send(f"worker {worker} (pid {os.getpid()}) did {increments}".encode(), REPORT)
+
+
+def _doomed(lock: SemaphoreSet, ready: MessageQueue) -> None:
+    with lock, ready:
+        lock[0].acquire(undo=True)  # taken, never released by us...
+        ready.send(b"holding the lock", JOB)
+        time.sleep(60)  # ...until the parent kills this process
+
+
+def _read_rows(shm: SharedMemory, workers: int) -> list[list[float]]:
+    try:
+        import numpy as np
+    except ImportError:
+        flat = struct.unpack_from(f"{workers * ROW_LEN}d", shm.buf, ROW_OFFSET)
+        return [list(flat[i * ROW_LEN : (i + 1) * ROW_LEN]) for i in range(workers)]
+    rows = shm.ndarray(np.float64, (workers, ROW_LEN), offset=ROW_OFFSET)
+    return [list(map(float, row)) for row in rows]
 
 
 def run(workers: int = 3) -> int:
-    msqid = ll.msgget(ll.IPC_PRIVATE, ll.IPC_CREAT)
-    semid = ll.semget(ll.IPC_PRIVATE, 1, ll.IPC_CREAT)
-    shmid = ll.shmget(ll.IPC_PRIVATE, ll.PAGE_SIZE, ll.IPC_CREAT)
+    if not 1 <= workers <= 64:
+        print("workers must be 1..64")
+        return 2
+    ctx = multiprocessing.get_context("spawn")
+    procs: list[multiprocessing.process.BaseProcess] = []
+    # Created under fresh random keys; removed in the finally block below.
+    queue = MessageQueue()
+    lock = SemaphoreSet(nsems=1, initial=1)
+    shm = SharedMemory(size=ROW_OFFSET + 64 * ROW_LEN * 8)
     try:
-        ll.semctl(semid, 0, ll.SETVAL, 1)
-        print(f"created queue {msqid}, semaphore set {semid}, segment {shmid}")
-        ctx = multiprocessing.get_context("spawn")
-        procs = [
-            ctx.Process(target=_worker, args=(msqid, semid, shmid, n)) for n in range(workers)
+        print(f"created {queue!r}\n        {lock!r}\n        {shm!r}")
+
+        # 1. A process takes the lock and is killed while holding it.
+        doomed = ctx.Process(target=_doomed, args=(lock, queue))
+        procs.append(doomed)
+        doomed.start()
+        queue.receive(JOB, timeout=30)
+        print(f"pid {doomed.pid} holds the lock (value {lock[0].value}); killing it")
+        os.kill(doomed.pid or 0, signal.SIGKILL)
+        doomed.join(30)
+        print(f"the kernel undid its hold: lock value is {lock[0].value} again")
+
+        # 2. Workers share the counter under the lock and fill the array.
+        procs += [
+            ctx.Process(target=_worker, args=(queue, lock, shm, n)) for n in range(workers)
         ]
-        for p in procs:
+        for p in procs[1:]:
             p.start()
-        for _ in procs:
-            message = ll.msgrcv(msqid, 8192, timeout=60)
-            print(f"message of type {message.type}: {message.data.decode()}")
+        for _ in range(workers):
+            queue.send(str(INCREMENTS).encode(), JOB)
+        for _ in range(workers):
+            report = queue.receive(REPORT, timeout=60)  # only reports
+            print(f"message of type {report.type}: {report.data.decode()}")
         for p in procs:
-            p.join()
-        shm = ll.shmat(shmid, ll.SHM_RDONLY)
-        (total,) = COUNTER.unpack(shm.read(COUNTER.size))
-        shm.detach()
+            p.join(30)
+
+        (total,) = COUNTER.unpack_from(shm.buf)
         print(f"shared counter: {total} (expected {workers * INCREMENTS})")
+        for n, row in enumerate(_read_rows(shm, workers)):
+            print(f"row {n} written by worker {n}: {[round(v, 1) for v in row[:4]]} ...")
         return 0 if total == workers * INCREMENTS else 1
+    except KeyboardInterrupt:
+        print("interrupted")
+        return 130
     finally:
-        ll.msgctl(msqid, ll.IPC_RMID)
-        ll.semctl(semid, 0, ll.IPC_RMID)
-        ll.shmctl(shmid, ll.IPC_RMID)
+        for p in procs:
+            if p.is_alive():
+                p.kill()
+                p.join(5)
+        for obj in (queue, lock, shm):
+            obj.remove()
+            obj.close()
         print("removed everything it created")

@@ -254,3 +254,30 @@ def test_list_functions_match_proc(ipc: Tracker) -> None:
     entry = sysvipc.list_shared_memory()[0]
     ident, st = entry
     assert entry.id == ident and entry.stat == st
+
+
+def test_demo_removes_everything_on_ctrl_c() -> None:
+    import signal
+    import time
+
+    before = existing_ids()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sysvipc", "demo"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        # Wait until it has created its objects, then interrupt it.
+        deadline = time.monotonic() + 30
+        while existing_ids() == before and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert existing_ids() != before, "the demo created nothing"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "removed everything it created" in out, out + err
+    assert existing_ids() == before
