@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import errno
-import os
 import json
+import os
 import pwd
 import sys
 import time
@@ -44,9 +44,7 @@ def _kind(text: str) -> str:
     try:
         return _KIND_ALIASES[text.lower()]
     except KeyError:
-        raise argparse.ArgumentTypeError(
-            f"unknown kind {text!r} (use msg, sem or shm)"
-        ) from None
+        raise argparse.ArgumentTypeError(f"unknown kind {text!r} (use msg, sem or shm)") from None
 
 
 def _int(text: str) -> int:
@@ -187,7 +185,8 @@ def _table(rows: list[dict[str, Any]]) -> str:
         )
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     return "\n".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines
+        "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
+        for line in lines
     )
 
 
@@ -266,14 +265,18 @@ def cmd_rm(args: argparse.Namespace) -> int:
     elif args.key is not None:
         key = _as_key(args.key)
         if key == _c.IPC_PRIVATE:
-            raise CommandError("key 0 is IPC_PRIVATE: private objects have no key; remove them by id")
+            raise CommandError(
+                "key 0 is IPC_PRIVATE: private objects have no key; remove them by id"
+            )
         for kind in [args.kind] if args.kind else KINDS:
             targets += [(kind, i) for i, st in _listing(kind) if _perm(st).key == key]
         if not targets:
             raise CommandError(f"no object with key {key & 0xFFFFFFFF:#010x}")
     else:
         if args.kind is None or not args.ids:
-            raise CommandError("usage: sysvipc rm KIND ID... | rm --key KEY | rm --all --owner USER --yes")
+            raise CommandError(
+                "usage: sysvipc rm KIND ID... | rm --key KEY | rm --all --owner USER --yes"
+            )
         targets = [(args.kind, i) for i in args.ids]
         for kind, ident in targets:  # check all first: remove all or none
             _stat_one(kind, ident)

@@ -95,9 +95,7 @@ def run(workers: int = 3) -> int:
         print(f"the kernel undid its hold: lock value is {lock[0].value} again")
 
         # 2. Workers share the counter under the lock and fill the array.
-        procs += [
-            ctx.Process(target=_worker, args=(queue, lock, shm, n)) for n in range(workers)
-        ]
+        procs += [ctx.Process(target=_worker, args=(queue, lock, shm, n)) for n in range(workers)]
         for p in procs[1:]:
             p.start()
         for _ in range(workers):

@@ -154,7 +154,7 @@ def _proc_rows(kind: str) -> Iterator[dict[str, int]]:
         for line in f:
             fields = line.split()
             if fields:
-                yield {name: int(value) for name, value in zip(header, fields)}
+                yield {name: int(value) for name, value in zip(header, fields, strict=False)}
 
 
 def _proc_perm(row: dict[str, int]) -> IpcPerm:

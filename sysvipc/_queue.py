@@ -237,7 +237,6 @@ class MessageQueue(IPCObject):
             if found is not None:
                 return found
 
-
     # -- inspection and control -------------------------------------------
 
     def peek(self, index: int = 0) -> Message:

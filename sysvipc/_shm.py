@@ -241,7 +241,9 @@ class SharedMemory(SharedMemoryBase, IPCObject):
         """The segment's :class:`~sysvipc.ShmidDs` (IPC_STAT)."""
         return ShmidDs._make(_c.shmctl(self._check_open(), IPC_STAT))
 
-    def set(self, *, mode: int | None = None, uid: int | None = None, gid: int | None = None) -> None:
+    def set(
+        self, *, mode: int | None = None, uid: int | None = None, gid: int | None = None
+    ) -> None:
         """Change the owner or permissions (IPC_SET); others stay."""
         _c.shmctl(self._check_open(), IPC_SET, (uid, gid, mode))
 

@@ -31,7 +31,7 @@ def to_datetime(timestamp: int) -> datetime.datetime | None:
     """Convert a structure's time field to an aware UTC datetime; 0 is None."""
     if timestamp == 0:
         return None
-    return datetime.datetime.fromtimestamp(timestamp, tz=datetime.timezone.utc)
+    return datetime.datetime.fromtimestamp(timestamp, tz=datetime.UTC)
 
 
 @dataclass(frozen=True, slots=True)

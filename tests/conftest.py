@@ -39,7 +39,7 @@ def proc_rows(kind: str) -> list[dict[str, str]]:
     """Rows of /proc/sysvipc/<kind> as dicts keyed by the header's names."""
     with open(f"/proc/sysvipc/{kind}") as f:
         header = f.readline().split()
-        return [dict(zip(header, line.split())) for line in f if line.strip()]
+        return [dict(zip(header, line.split(), strict=False)) for line in f if line.strip()]
 
 
 def proc_row(kind: str, ident: int) -> dict[str, str] | None:
@@ -169,7 +169,9 @@ def key() -> int:
 # --------------------------------------------------------------------------
 
 
-def run_python(code: str, timeout: float = 60, **kwargs: object) -> subprocess.CompletedProcess[str]:
+def run_python(
+    code: str, timeout: float = 60, **kwargs: object
+) -> subprocess.CompletedProcess[str]:
     """Run code in a fresh interpreter; a segfault there is a returncode < 0."""
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],

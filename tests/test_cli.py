@@ -9,11 +9,10 @@ import subprocess
 import sys
 
 import pytest
+from conftest import Tracker, existing_ids, proc_row, proc_rows
 
 import sysvipc
 from sysvipc import lowlevel as ll
-
-from conftest import Tracker, existing_ids, proc_row, proc_rows
 
 
 def sysvipc_cmd(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -75,7 +74,9 @@ def test_ls_filters(ipc: Tracker, key: int) -> None:
     assert semid in {r["id"] for r in ls_json("--kind", "sem")}
     owner = pwd.getpwuid(os.getuid()).pw_name
     assert {r["owner"] for r in ls_json("--owner", owner)} == {owner}
-    assert ls_json("--owner", "65534") == [] or all(r["uid"] == 65534 for r in ls_json("--owner", "65534"))
+    assert ls_json("--owner", "65534") == [] or all(
+        r["uid"] == 65534 for r in ls_json("--owner", "65534")
+    )
 
 
 def test_ls_table(ipc: Tracker, key: int) -> None:

@@ -656,7 +656,7 @@ def test_removal_wakes_blocked_thread(make: MakeSet) -> None:
     def wait(call: Callable[[], object]) -> None:
         try:
             call()
-        except BaseException as exc:  # noqa: BLE001 - collected for the assert
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [
