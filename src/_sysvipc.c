@@ -158,9 +158,10 @@ parse_args(const char *fname, PyObject *const *args, Py_ssize_t nargs,
         out[i] = NULL;
     }
     if (nargs > npos) {
-        PyErr_Format(PyExc_TypeError,
-                     "%s() takes at most %zd positional argument%s (%zd given)",
-                     fname, npos, npos == 1 ? "" : "s", nargs);
+        PyErr_Format(
+            PyExc_TypeError,
+            "%s() takes at most %zd positional argument%s (%zd given)", fname,
+            npos, npos == 1 ? "" : "s", nargs);
         return -1;
     }
     for (i = 0; i < nargs; i++) {
@@ -226,8 +227,8 @@ to_llong(PyObject *obj, const char *what, long long lo, long long hi,
     }
     if (overflow != 0 || value < lo || value > hi) {
         PyErr_Format(PyExc_ValueError,
-                     "%s must be in the range %lld..%lld, got %S", what, lo, hi,
-                     index);
+                     "%s must be in the range %lld..%lld, got %S", what, lo,
+                     hi, index);
         Py_DECREF(index);
         return -1;
     }
@@ -268,8 +269,9 @@ to_ullong(PyObject *obj, const char *what, unsigned long long hi,
         return -1;
     }
     if (negative || value > hi) {
-        PyErr_Format(PyExc_ValueError, "%s must be in the range 0..%llu, got %S",
-                     what, hi, index);
+        PyErr_Format(PyExc_ValueError,
+                     "%s must be in the range 0..%llu, got %S", what, hi,
+                     index);
         Py_DECREF(index);
         return -1;
     }
@@ -367,9 +369,9 @@ parse_timeout(PyObject *obj, int *has_deadline, int64_t *deadline)
     if (obj == NULL || obj == Py_None) {
         return 0;
     }
-    if (PyBool_Check(obj) || !(PyFloat_Check(obj) || PyLong_Check(obj) ||
-                               PyIndex_Check(obj) ||
-                               Py_TYPE(obj)->tp_as_number != NULL)) {
+    if (PyBool_Check(obj) ||
+        !(PyFloat_Check(obj) || PyLong_Check(obj) || PyIndex_Check(obj) ||
+          Py_TYPE(obj)->tp_as_number != NULL)) {
         PyErr_Format(PyExc_TypeError,
                      "timeout must be a number of seconds or None, not %.100s",
                      Py_TYPE(obj)->tp_name);
@@ -528,10 +530,12 @@ sleep_ns(int64_t ns)
 /* Keys: ftok                                                                */
 /* ------------------------------------------------------------------------ */
 
-PyDoc_STRVAR(ftok_doc,
-"ftok(path, proj_id, /)\n--\n\n"
-"Return the System V key that ftok(3) derives from an existing file and\n"
-"proj_id (an int 1..255 or a one-character string, as in C's ftok(p, 'A')).");
+PyDoc_STRVAR(
+    ftok_doc,
+    "ftok(path, proj_id, /)\n--\n\n"
+    "Return the System V key that ftok(3) derives from an existing file and\n"
+    "proj_id (an int 1..255 or a one-character string, as in C's ftok(p, "
+    "'A')).");
 
 static PyObject *
 sysvipc_ftok(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
@@ -568,8 +572,8 @@ sysvipc_ftok(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     key_t key = ftok(PyBytes_AS_STRING(path), proj);
     int err = errno;
     if (key == (key_t)-1 && err != 0) {
-        PyObject *msg = PyUnicode_FromFormat(
-            "%s (originated from ftok)", strerror(err));
+        PyObject *msg =
+            PyUnicode_FromFormat("%s (originated from ftok)", strerror(err));
         PyObject *exc_args =
             msg ? Py_BuildValue("(iNO)", err, msg, args[0]) : NULL;
         if (exc_args) {
@@ -598,11 +602,10 @@ build_ipc_perm(const struct ipc_perm *p)
     long long key = (long long)p->__ipc_perm_key;
     long long seq = (long long)p->__ipc_perm_seq;
 #endif
-    return Py_BuildValue("(LKKKKKL)", key, (unsigned long long)p->uid,
-                         (unsigned long long)p->gid,
-                         (unsigned long long)p->cuid,
-                         (unsigned long long)p->cgid,
-                         (unsigned long long)p->mode, seq);
+    return Py_BuildValue(
+        "(LKKKKKL)", key, (unsigned long long)p->uid,
+        (unsigned long long)p->gid, (unsigned long long)p->cuid,
+        (unsigned long long)p->cgid, (unsigned long long)p->mode, seq);
 }
 
 static PyObject *
@@ -627,12 +630,12 @@ build_semid_ds(const struct semid_ds *d)
 static PyObject *
 build_shmid_ds(const struct shmid_ds *d)
 {
-    return Py_BuildValue(
-        "(NKLLLLLK)", build_ipc_perm(&d->shm_perm),
-        (unsigned long long)d->shm_segsz, (long long)d->shm_atime,
-        (long long)d->shm_dtime, (long long)d->shm_ctime,
-        (long long)d->shm_cpid, (long long)d->shm_lpid,
-        (unsigned long long)d->shm_nattch);
+    return Py_BuildValue("(NKLLLLLK)", build_ipc_perm(&d->shm_perm),
+                         (unsigned long long)d->shm_segsz,
+                         (long long)d->shm_atime, (long long)d->shm_dtime,
+                         (long long)d->shm_ctime, (long long)d->shm_cpid,
+                         (long long)d->shm_lpid,
+                         (unsigned long long)d->shm_nattch);
 }
 
 static PyObject *
@@ -654,22 +657,20 @@ build_seminfo(const struct seminfo *i)
 static PyObject *
 build_shminfo(const struct shminfo *i)
 {
-    return Py_BuildValue("(KKKKK)", (unsigned long long)i->shmmax,
-                         (unsigned long long)i->shmmin,
-                         (unsigned long long)i->shmmni,
-                         (unsigned long long)i->shmseg,
-                         (unsigned long long)i->shmall);
+    return Py_BuildValue(
+        "(KKKKK)", (unsigned long long)i->shmmax,
+        (unsigned long long)i->shmmin, (unsigned long long)i->shmmni,
+        (unsigned long long)i->shmseg, (unsigned long long)i->shmall);
 }
 
 static PyObject *
 build_shm_info(const struct shm_info *i)
 {
-    return Py_BuildValue("(iKKKKK)", i->used_ids,
-                         (unsigned long long)i->shm_tot,
-                         (unsigned long long)i->shm_rss,
-                         (unsigned long long)i->shm_swp,
-                         (unsigned long long)i->swap_attempts,
-                         (unsigned long long)i->swap_successes);
+    return Py_BuildValue(
+        "(iKKKKK)", i->used_ids, (unsigned long long)i->shm_tot,
+        (unsigned long long)i->shm_rss, (unsigned long long)i->shm_swp,
+        (unsigned long long)i->swap_attempts,
+        (unsigned long long)i->swap_successes);
 }
 
 /*
@@ -726,10 +727,11 @@ apply_perm_changes(PyObject *changes, Py_ssize_t nfields,
 /* Message queues                                                            */
 /* ------------------------------------------------------------------------ */
 
-PyDoc_STRVAR(msgget_doc,
-"msgget(key, flags=0, mode=0o600)\n--\n\n"
-"Return the id of the message queue for key (msgget(2)).\n"
-"flags: IPC_CREAT and/or IPC_EXCL; mode: permission bits 0..0o777.");
+PyDoc_STRVAR(
+    msgget_doc,
+    "msgget(key, flags=0, mode=0o600)\n--\n\n"
+    "Return the id of the message queue for key (msgget(2)).\n"
+    "flags: IPC_CREAT and/or IPC_EXCL; mode: permission bits 0..0o777.");
 
 static PyObject *
 sysvipc_msgget(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
@@ -771,11 +773,13 @@ message_too_long(Py_ssize_t len)
     return 0;
 }
 
-PyDoc_STRVAR(msgsnd_doc,
-"msgsnd(msqid, data, type=1, flags=0, *, timeout=None)\n--\n\n"
-"Send data (any C-contiguous bytes-like object) as a message of the given\n"
-"type (1..LONG_MAX) (msgsnd(2)).  flags: IPC_NOWAIT.  With a timeout in\n"
-"seconds, raise TimeoutError if the queue stays full that long.");
+PyDoc_STRVAR(
+    msgsnd_doc,
+    "msgsnd(msqid, data, type=1, flags=0, *, timeout=None)\n--\n\n"
+    "Send data (any C-contiguous bytes-like object) as a message of the "
+    "given\n"
+    "type (1..LONG_MAX) (msgsnd(2)).  flags: IPC_NOWAIT.  With a timeout in\n"
+    "seconds, raise TimeoutError if the queue stays full that long.");
 
 static PyObject *
 sysvipc_msgsnd(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
@@ -791,8 +795,7 @@ sysvipc_msgsnd(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
     int64_t deadline;
     if (parse_args("msgsnd", args, nargs, kwnames, names, 5, 4, 2, a) < 0 ||
         to_id(a[0], "msqid", &msqid) < 0 ||
-        (a[2] != NULL &&
-         to_llong(a[2], "type", 1, LONG_MAX, &mtype) < 0) ||
+        (a[2] != NULL && to_llong(a[2], "type", 1, LONG_MAX, &mtype) < 0) ||
         opt_int(a[3], "flags", INT_MIN, INT_MAX, 0, &flags) < 0 ||
         check_flags(flags, IPC_NOWAIT, "msgsnd") < 0 ||
         parse_timeout(a[4], &has_deadline, &deadline) < 0) {
@@ -881,13 +884,13 @@ sysvipc_msgsnd(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
                 }
             }
             if (polling && err == EAGAIN) {
-                int64_t nap = poll_ns < deadline - now ? poll_ns
-                                                       : deadline - now;
+                int64_t nap =
+                    poll_ns < deadline - now ? poll_ns : deadline - now;
                 Py_BEGIN_ALLOW_THREADS
                 sleep_ns(nap);
                 Py_END_ALLOW_THREADS
-                poll_ns = poll_ns * 2 > POLL_MAX_NS ? POLL_MAX_NS
-                                                    : poll_ns * 2;
+                poll_ns =
+                    poll_ns * 2 > POLL_MAX_NS ? POLL_MAX_NS : poll_ns * 2;
             }
         }
     }
@@ -967,13 +970,13 @@ receive_loop(int msqid, void *buf, size_t cap, long mtype, int flags,
                 }
             }
             if (polling && e == ENOMSG) {
-                int64_t nap = poll_ns < deadline - now ? poll_ns
-                                                       : deadline - now;
+                int64_t nap =
+                    poll_ns < deadline - now ? poll_ns : deadline - now;
                 Py_BEGIN_ALLOW_THREADS
                 sleep_ns(nap);
                 Py_END_ALLOW_THREADS
-                poll_ns = poll_ns * 2 > POLL_MAX_NS ? POLL_MAX_NS
-                                                    : poll_ns * 2;
+                poll_ns =
+                    poll_ns * 2 > POLL_MAX_NS ? POLL_MAX_NS : poll_ns * 2;
             }
         }
     }
@@ -1015,8 +1018,8 @@ receive_message(module_state *st, int msqid, size_t max_size, long mtype,
     Py_ssize_t n;
     *out = stackbuf;
     if (max_size <= STACK_MSG_SIZE) {
-        n = receive_loop(msqid, stackbuf, max_size, mtype, flags,
-                         has_deadline, deadline, &err);
+        n = receive_loop(msqid, stackbuf, max_size, mtype, flags, has_deadline,
+                         deadline, &err);
     }
     else {
         n = receive_loop(msqid, stackbuf, STACK_MSG_SIZE, mtype,
@@ -1064,20 +1067,22 @@ check_receive_flags(int flags, const char *fname)
     }
     if ((flags & MSG_COPY) && (flags & MSG_EXCEPT)) {
         PyErr_Format(PyExc_ValueError,
-                     "%s(): MSG_COPY and MSG_EXCEPT cannot be combined", fname);
+                     "%s(): MSG_COPY and MSG_EXCEPT cannot be combined",
+                     fname);
         return -1;
     }
     return 0;
 }
 
-PyDoc_STRVAR(msgrcv_doc,
-"msgrcv(msqid, max_size=None, type=0, flags=0, *, timeout=None)\n--\n\n"
-"Receive a message of at most max_size bytes (None: any size the kernel\n"
-"allows, without allocating that much up front) (msgrcv(2)); return a\n"
-"Message (data, type).  type 0: the first message; >0: the first of that\n"
-"type; <0: the first of the lowest type <= |type|.  flags: IPC_NOWAIT,\n"
-"MSG_NOERROR (truncate), MSG_EXCEPT, MSG_COPY (read the message at index\n"
-"`type` without removing it; implies IPC_NOWAIT).");
+PyDoc_STRVAR(
+    msgrcv_doc,
+    "msgrcv(msqid, max_size=None, type=0, flags=0, *, timeout=None)\n--\n\n"
+    "Receive a message of at most max_size bytes (None: any size the kernel\n"
+    "allows, without allocating that much up front) (msgrcv(2)); return a\n"
+    "Message (data, type).  type 0: the first message; >0: the first of that\n"
+    "type; <0: the first of the lowest type <= |type|.  flags: IPC_NOWAIT,\n"
+    "MSG_NOERROR (truncate), MSG_EXCEPT, MSG_COPY (read the message at index\n"
+    "`type` without removing it; implies IPC_NOWAIT).");
 
 static PyObject *
 sysvipc_msgrcv(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
@@ -1108,9 +1113,9 @@ sysvipc_msgrcv(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
         flags |= IPC_NOWAIT; // the kernel requires it
     }
     stack_msgbuf stackbuf, *msg;
-    Py_ssize_t n = receive_message(st, msqid, (size_t)max_size, (long)mtype,
-                                   flags, has_deadline, deadline, &stackbuf,
-                                   &msg);
+    Py_ssize_t n =
+        receive_message(st, msqid, (size_t)max_size, (long)mtype, flags,
+                        has_deadline, deadline, &stackbuf, &msg);
     if (n < 0) {
         return NULL;
     }
@@ -1131,15 +1136,16 @@ sysvipc_msgrcv(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
     return result;
 }
 
-PyDoc_STRVAR(msgrcv_into_doc,
-"msgrcv_into(msqid, buffer, type=0, flags=0, *, timeout=None)\n--\n\n"
-"Receive a message into a writable buffer; return (nbytes, type).  The\n"
-"buffer's length is the largest message accepted: a longer one raises\n"
-"OSError(E2BIG) and stays queued unless flags has MSG_NOERROR.");
+PyDoc_STRVAR(
+    msgrcv_into_doc,
+    "msgrcv_into(msqid, buffer, type=0, flags=0, *, timeout=None)\n--\n\n"
+    "Receive a message into a writable buffer; return (nbytes, type).  The\n"
+    "buffer's length is the largest message accepted: a longer one raises\n"
+    "OSError(E2BIG) and stays queued unless flags has MSG_NOERROR.");
 
 static PyObject *
-sysvipc_msgrcv_into(PyObject *module, PyObject *const *args,
-                    Py_ssize_t nargs, PyObject *kwnames)
+sysvipc_msgrcv_into(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
+                    PyObject *kwnames)
 {
     static const char *const names[] = {"msqid", "buffer", "type", "flags",
                                         "timeout"};
@@ -1167,9 +1173,9 @@ sysvipc_msgrcv_into(PyObject *module, PyObject *const *args,
         return NULL;
     }
     stack_msgbuf stackbuf, *msg;
-    Py_ssize_t n = receive_message(st, msqid, (size_t)view.len, (long)mtype,
-                                   flags, has_deadline, deadline, &stackbuf,
-                                   &msg);
+    Py_ssize_t n =
+        receive_message(st, msqid, (size_t)view.len, (long)mtype, flags,
+                        has_deadline, deadline, &stackbuf, &msg);
     long got_type = 0;
     if (n >= 0) {
         got_type = msg->mtype;
@@ -1193,12 +1199,14 @@ sysvipc_msgrcv_into(PyObject *module, PyObject *const *args,
     return Py_BuildValue("(nl)", n, got_type);
 }
 
-PyDoc_STRVAR(msgctl_doc,
-"msgctl(msqid, cmd, arg=None)\n--\n\n"
-"msgctl(2).  IPC_STAT, MSG_STAT, MSG_STAT_ANY: return the msqid_ds fields\n"
-"as a tuple (MSG_STAT*: (msqid, fields), msqid being an index there).\n"
-"IPC_SET: arg is (uid, gid, mode, qbytes), None for unchanged.\n"
-"IPC_RMID: remove.  IPC_INFO, MSG_INFO: return (index, msginfo fields).");
+PyDoc_STRVAR(
+    msgctl_doc,
+    "msgctl(msqid, cmd, arg=None)\n--\n\n"
+    "msgctl(2).  IPC_STAT, MSG_STAT, MSG_STAT_ANY: return the msqid_ds "
+    "fields\n"
+    "as a tuple (MSG_STAT*: (msqid, fields), msqid being an index there).\n"
+    "IPC_SET: arg is (uid, gid, mode, qbytes), None for unchanged.\n"
+    "IPC_RMID: remove.  IPC_INFO, MSG_INFO: return (index, msginfo fields).");
 
 static PyObject *
 sysvipc_msgctl(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
@@ -1283,10 +1291,11 @@ sysvipc_msgctl(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
 /* Semaphore sets                                                            */
 /* ------------------------------------------------------------------------ */
 
-PyDoc_STRVAR(semget_doc,
-"semget(key, nsems=0, flags=0, mode=0o600)\n--\n\n"
-"Return the id of the semaphore set for key (semget(2)).  nsems may be 0\n"
-"when opening an existing set.  The kernel does not initialise values.");
+PyDoc_STRVAR(
+    semget_doc,
+    "semget(key, nsems=0, flags=0, mode=0o600)\n--\n\n"
+    "Return the id of the semaphore set for key (semget(2)).  nsems may be 0\n"
+    "when opening an existing set.  The kernel does not initialise values.");
 
 static PyObject *
 sysvipc_semget(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
@@ -1413,12 +1422,14 @@ run_semop(module_state *st, int semid, struct sembuf *ops, size_t nops,
     return -1;
 }
 
-PyDoc_STRVAR(semop_doc,
-"semop(semid, ops, *, timeout=None, flags=0)\n--\n\n"
-"Perform the operations [(sem_num, sem_op[, sem_flg]), ...] atomically:\n"
-"all of them or none (semop(2)).  sem_flg: IPC_NOWAIT, SEM_UNDO; flags is\n"
-"OR-ed into every operation.  With a timeout (seconds), semtimedop(2) is\n"
-"used and TimeoutError raised when it expires.");
+PyDoc_STRVAR(
+    semop_doc,
+    "semop(semid, ops, *, timeout=None, flags=0)\n--\n\n"
+    "Perform the operations [(sem_num, sem_op[, sem_flg]), ...] atomically:\n"
+    "all of them or none (semop(2)).  sem_flg: IPC_NOWAIT, SEM_UNDO; flags "
+    "is\n"
+    "OR-ed into every operation.  With a timeout (seconds), semtimedop(2) is\n"
+    "used and TimeoutError raised when it expires.");
 
 static PyObject *
 sysvipc_semop(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
@@ -1452,7 +1463,8 @@ sysvipc_semop(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
         Py_DECREF(seq);
         PyErr_Format(PyExc_ValueError,
                      "too many operations (%zd); the kernel's limit is "
-                     "SEMOPM (/proc/sys/kernel/sem)", n);
+                     "SEMOPM (/proc/sys/kernel/sem)",
+                     n);
         return NULL;
     }
     struct sembuf stackops[STACK_SEMOPS];
@@ -1482,10 +1494,11 @@ done:
     return result;
 }
 
-PyDoc_STRVAR(semop1_doc,
-"semop1(semid, sem_num, sem_op, sem_flg=0, timeout=None)\n--\n\n"
-"semop() with a single operation, without building a list: the fast path\n"
-"for acquire and release.");
+PyDoc_STRVAR(
+    semop1_doc,
+    "semop1(semid, sem_num, sem_op, sem_flg=0, timeout=None)\n--\n\n"
+    "semop() with a single operation, without building a list: the fast path\n"
+    "for acquire and release.");
 
 static PyObject *
 sysvipc_semop1(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
@@ -1529,14 +1542,15 @@ semaphore_count(module_state *st, int semid, unsigned long *nsems)
     return 0;
 }
 
-PyDoc_STRVAR(semctl_doc,
-"semctl(semid, semnum, cmd, arg=None)\n--\n\n"
-"semctl(2).  GETVAL, GETPID, GETNCNT, GETZCNT: return an int.\n"
-"SETVAL: arg is 0..SEMVMX.  GETALL: return a list; SETALL: arg is a\n"
-"sequence of nsems values.  IPC_STAT, SEM_STAT, SEM_STAT_ANY: the\n"
-"semid_ds fields (SEM_STAT*: (semid, fields)).  IPC_SET: arg is\n"
-"(uid, gid, mode), None for unchanged.  IPC_RMID.  IPC_INFO, SEM_INFO:\n"
-"(index, seminfo fields).");
+PyDoc_STRVAR(
+    semctl_doc,
+    "semctl(semid, semnum, cmd, arg=None)\n--\n\n"
+    "semctl(2).  GETVAL, GETPID, GETNCNT, GETZCNT: return an int.\n"
+    "SETVAL: arg is 0..SEMVMX.  GETALL: return a list; SETALL: arg is a\n"
+    "sequence of nsems values.  IPC_STAT, SEM_STAT, SEM_STAT_ANY: the\n"
+    "semid_ds fields (SEM_STAT*: (semid, fields)).  IPC_SET: arg is\n"
+    "(uid, gid, mode), None for unchanged.  IPC_RMID.  IPC_INFO, SEM_INFO:\n"
+    "(index, seminfo fields).");
 
 static PyObject *
 sysvipc_semctl(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
@@ -1737,9 +1751,9 @@ sysvipc_semctl(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
  */
 typedef struct {
     PyObject_HEAD
-    char *addr;          // NULL once detached
+    char *addr; // NULL once detached
     Py_ssize_t size;
-    Py_ssize_t exports;  // buffer views alive, plus copies in progress
+    Py_ssize_t exports; // buffer views alive, plus copies in progress
     int shmid;
     int readonly;
     // After detach(): the anonymous mapping that took the segment's place,
@@ -1837,8 +1851,9 @@ attachment_detach_now(AttachmentObject *self, int release_gil, int *err)
         size_t unit = units[i] ? units[i] : (size_t)sysconf(_SC_PAGESIZE);
         mapped = (len + unit - 1) / unit * unit;
         PyThreadState *ts = release_gil ? PyEval_SaveThread() : NULL;
-        p = mmap(addr, mapped, prot, MAP_PRIVATE | MAP_ANONYMOUS |
-                 MAP_FIXED | MAP_NORESERVE, -1, 0);
+        p = mmap(addr, mapped, prot,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1,
+                 0);
         *err = errno;
         if (ts != NULL) {
             PyEval_RestoreThread(ts);
@@ -1887,12 +1902,13 @@ attachment_traverse(AttachmentObject *self, visitproc visit, void *arg)
     return 0;
 }
 
-PyDoc_STRVAR(attachment_detach_doc,
-"detach($self, /)\n--\n\n"
-"Detach the mapping now.  Raises BufferError while buffer views of it\n"
-"exist; does nothing if already detached.  Objects that kept only a\n"
-"reference (numpy's ndarray(buffer=...)) see zero-filled private memory\n"
-"in its place afterwards, never unmapped memory.");
+PyDoc_STRVAR(
+    attachment_detach_doc,
+    "detach($self, /)\n--\n\n"
+    "Detach the mapping now.  Raises BufferError while buffer views of it\n"
+    "exist; does nothing if already detached.  Objects that kept only a\n"
+    "reference (numpy's ndarray(buffer=...)) see zero-filled private memory\n"
+    "in its place afterwards, never unmapped memory.");
 
 static PyObject *
 attachment_detach(AttachmentObject *self, PyObject *Py_UNUSED(ignored))
@@ -1903,7 +1919,8 @@ attachment_detach(AttachmentObject *self, PyObject *Py_UNUSED(ignored))
     if (self->exports > 0) {
         PyErr_Format(PyExc_BufferError,
                      "cannot detach: %zd exported view(s) of the segment "
-                     "still exist", self->exports);
+                     "still exist",
+                     self->exports);
         return NULL;
     }
     int err;
@@ -1951,8 +1968,7 @@ attachment_range(AttachmentObject *self, PyObject *offset_obj,
 /* memcpy, with the GIL released for large copies.  Holds an export so the
  * mapping cannot be detached under the copy. */
 static void
-attachment_copy(AttachmentObject *self, void *dst, const void *src,
-                size_t n)
+attachment_copy(AttachmentObject *self, void *dst, const void *src, size_t n)
 {
     if (n >= GIL_RELEASE_COPY_SIZE) {
         self->exports++;
@@ -1966,9 +1982,10 @@ attachment_copy(AttachmentObject *self, void *dst, const void *src,
     }
 }
 
-PyDoc_STRVAR(attachment_read_doc,
-"read($self, /, size=None, offset=0)\n--\n\n"
-"Return a copy of size bytes (to the end by default) from offset.");
+PyDoc_STRVAR(
+    attachment_read_doc,
+    "read($self, /, size=None, offset=0)\n--\n\n"
+    "Return a copy of size bytes (to the end by default) from offset.");
 
 static PyObject *
 attachment_read(AttachmentObject *self, PyObject *const *args,
@@ -1991,9 +2008,10 @@ attachment_read(AttachmentObject *self, PyObject *const *args,
     return result;
 }
 
-PyDoc_STRVAR(attachment_read_into_doc,
-"read_into($self, /, buffer, offset=0)\n--\n\n"
-"Fill a writable buffer from offset; return the number of bytes copied.");
+PyDoc_STRVAR(
+    attachment_read_into_doc,
+    "read_into($self, /, buffer, offset=0)\n--\n\n"
+    "Fill a writable buffer from offset; return the number of bytes copied.");
 
 static PyObject *
 attachment_read_into(AttachmentObject *self, PyObject *const *args,
@@ -2002,8 +2020,7 @@ attachment_read_into(AttachmentObject *self, PyObject *const *args,
     static const char *const names[] = {"buffer", "offset"};
     PyObject *a[2];
     Py_ssize_t offset, avail;
-    if (parse_args("read_into", args, nargs, kwnames, names, 2, 2, 1, a) <
-            0 ||
+    if (parse_args("read_into", args, nargs, kwnames, names, 2, 2, 1, a) < 0 ||
         attachment_check_open(self) < 0 ||
         attachment_range(self, a[1], NULL, &offset, &avail) < 0) {
         return NULL;
@@ -2025,9 +2042,10 @@ attachment_read_into(AttachmentObject *self, PyObject *const *args,
     return PyLong_FromSsize_t(n);
 }
 
-PyDoc_STRVAR(attachment_write_doc,
-"write($self, /, data, offset=0)\n--\n\n"
-"Copy a bytes-like object into the segment at offset; return its length.");
+PyDoc_STRVAR(
+    attachment_write_doc,
+    "write($self, /, data, offset=0)\n--\n\n"
+    "Copy a bytes-like object into the segment at offset; return its length.");
 
 static PyObject *
 attachment_write(AttachmentObject *self, PyObject *const *args,
@@ -2154,16 +2172,17 @@ static PyGetSetDef attachment_getset[] = {
 };
 
 static PyMemberDef attachment_members[] = {
-    {"__weaklistoffset__", T_PYSSIZET,
-     offsetof(AttachmentObject, weakreflist), READONLY, NULL},
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(AttachmentObject, weakreflist),
+     READONLY, NULL},
     {NULL, 0, 0, 0, NULL},
 };
 
-PyDoc_STRVAR(attachment_doc,
-"A shmat(2) mapping of a shared memory segment, exported through the\n"
-"buffer protocol: memoryview(a) and numpy.frombuffer(a) are zero-copy.\n"
-"The mapping lives as long as any view of it; it is detached when the\n"
-"last reference goes, or by detach() when no view is left.");
+PyDoc_STRVAR(
+    attachment_doc,
+    "A shmat(2) mapping of a shared memory segment, exported through the\n"
+    "buffer protocol: memoryview(a) and numpy.frombuffer(a) are zero-copy.\n"
+    "The mapping lives as long as any view of it; it is detached when the\n"
+    "last reference goes, or by detach() when no view is left.");
 
 static PyType_Slot attachment_slots[] = {
     {Py_tp_dealloc, attachment_dealloc},
@@ -2220,9 +2239,10 @@ handle_getbuffer(HandleObject *self, Py_buffer *view, int flags)
     return PyObject_GetBuffer(self->attachment, view, flags);
 }
 
-PyDoc_STRVAR(handle_close_doc,
-"_close_mapping($self, /)\n--\n\n"
-"Close the handle's hold on the mapping (see SharedMemory.close).");
+PyDoc_STRVAR(
+    handle_close_doc,
+    "_close_mapping($self, /)\n--\n\n"
+    "Close the handle's hold on the mapping (see SharedMemory.close).");
 
 /*
  * Closing a handle.  If it never exported a buffer itself, every view holds
@@ -2306,8 +2326,7 @@ handle_get_attachment(HandleObject *self, void *Py_UNUSED(c))
 }
 
 static int
-handle_set_attachment(HandleObject *self, PyObject *value,
-                      void *Py_UNUSED(c))
+handle_set_attachment(HandleObject *self, PyObject *value, void *Py_UNUSED(c))
 {
     if (self->closed || self->attachment != NULL) {
         PyErr_SetString(PyExc_AttributeError,
@@ -2319,8 +2338,10 @@ handle_set_attachment(HandleObject *self, PyObject *value,
         return -1;
     }
     if (!PyObject_TypeCheck(value, st->AttachmentType)) {
-        PyErr_Format(PyExc_TypeError, "_attachment must be an Attachment, "
-                     "not %.100s", Py_TYPE(value)->tp_name);
+        PyErr_Format(PyExc_TypeError,
+                     "_attachment must be an Attachment, "
+                     "not %.100s",
+                     Py_TYPE(value)->tp_name);
         return -1;
     }
     Py_XSETREF(self->attachment, Py_NewRef(value));
@@ -2330,8 +2351,7 @@ handle_set_attachment(HandleObject *self, PyObject *value,
 static PyGetSetDef handle_getset[] = {
     {"_attachment", (getter)handle_get_attachment,
      (setter)handle_set_attachment,
-     "The Attachment whose mapping this handle exports (None: closed).",
-     NULL},
+     "The Attachment whose mapping this handle exports (None: closed).", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -2360,16 +2380,18 @@ static PyType_Spec handle_spec = {
 /* Shared memory: the calls                                                  */
 /* ------------------------------------------------------------------------ */
 
-#define SHMGET_FLAGS \
+#define SHMGET_FLAGS                                                     \
     (IPC_CREAT | IPC_EXCL | SHM_HUGETLB | SHM_NORESERVE | SHM_HUGE_2MB | \
      SHM_HUGE_1GB)
 
-PyDoc_STRVAR(shmget_doc,
-"shmget(key, size=0, flags=0, mode=0o600)\n--\n\n"
-"Return the id of the shared memory segment for key (shmget(2)).  size may\n"
-"be 0 when opening an existing segment.  flags: IPC_CREAT, IPC_EXCL,\n"
-"SHM_HUGETLB (with SHM_HUGE_2MB or SHM_HUGE_1GB), SHM_NORESERVE.\n"
-"New segments are zero-filled by the kernel.");
+PyDoc_STRVAR(
+    shmget_doc,
+    "shmget(key, size=0, flags=0, mode=0o600)\n--\n\n"
+    "Return the id of the shared memory segment for key (shmget(2)).  size "
+    "may\n"
+    "be 0 when opening an existing segment.  flags: IPC_CREAT, IPC_EXCL,\n"
+    "SHM_HUGETLB (with SHM_HUGE_2MB or SHM_HUGE_1GB), SHM_NORESERVE.\n"
+    "New segments are zero-filled by the kernel.");
 
 static PyObject *
 sysvipc_shmget(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
@@ -2382,8 +2404,7 @@ sysvipc_shmget(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
     int flags, mode;
     if (parse_args("shmget", args, nargs, kwnames, names, 4, 4, 1, a) < 0 ||
         to_key(a[0], &key) < 0 ||
-        (a[1] != NULL &&
-         to_ullong(a[1], "size", PY_SSIZE_T_MAX, &size) < 0) ||
+        (a[1] != NULL && to_ullong(a[1], "size", PY_SSIZE_T_MAX, &size) < 0) ||
         opt_int(a[2], "flags", INT_MIN, INT_MAX, 0, &flags) < 0 ||
         check_flags(flags, SHMGET_FLAGS, "shmget") < 0 ||
         opt_int(a[3], "mode", 0, 0777, 0600, &mode) < 0) {
@@ -2396,10 +2417,11 @@ sysvipc_shmget(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
     return PyLong_FromLong(id);
 }
 
-PyDoc_STRVAR(shmat_doc,
-"shmat(shmid, flags=0)\n--\n\n"
-"Attach the segment (shmat(2)) at an address the kernel chooses and\n"
-"return an Attachment.  flags: SHM_RDONLY, SHM_EXEC.");
+PyDoc_STRVAR(
+    shmat_doc,
+    "shmat(shmid, flags=0)\n--\n\n"
+    "Attach the segment (shmat(2)) at an address the kernel chooses and\n"
+    "return an Attachment.  flags: SHM_RDONLY, SHM_EXEC.");
 
 static PyObject *
 sysvipc_shmat(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
@@ -2455,9 +2477,10 @@ sysvipc_shmat(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
     return (PyObject *)self;
 }
 
-PyDoc_STRVAR(shmdt_doc,
-"shmdt(attachment, /)\n--\n\n"
-"Detach an Attachment (shmdt(2)); the same as attachment.detach().");
+PyDoc_STRVAR(
+    shmdt_doc,
+    "shmdt(attachment, /)\n--\n\n"
+    "Detach an Attachment (shmdt(2)); the same as attachment.detach().");
 
 static PyObject *
 sysvipc_shmdt(PyObject *module, PyObject *arg)
@@ -2472,13 +2495,14 @@ sysvipc_shmdt(PyObject *module, PyObject *arg)
     return attachment_detach((AttachmentObject *)arg, NULL);
 }
 
-PyDoc_STRVAR(shmctl_doc,
-"shmctl(shmid, cmd, arg=None)\n--\n\n"
-"shmctl(2).  IPC_STAT, SHM_STAT, SHM_STAT_ANY: the shmid_ds fields\n"
-"(SHM_STAT*: (shmid, fields)).  IPC_SET: arg is (uid, gid, mode), None\n"
-"for unchanged.  IPC_RMID: mark for destruction at the last detach.\n"
-"SHM_LOCK, SHM_UNLOCK.  IPC_INFO: (index, shminfo fields); SHM_INFO:\n"
-"(index, shm_info fields).");
+PyDoc_STRVAR(
+    shmctl_doc,
+    "shmctl(shmid, cmd, arg=None)\n--\n\n"
+    "shmctl(2).  IPC_STAT, SHM_STAT, SHM_STAT_ANY: the shmid_ds fields\n"
+    "(SHM_STAT*: (shmid, fields)).  IPC_SET: arg is (uid, gid, mode), None\n"
+    "for unchanged.  IPC_RMID: mark for destruction at the last detach.\n"
+    "SHM_LOCK, SHM_UNLOCK.  IPC_INFO: (index, shminfo fields); SHM_INFO:\n"
+    "(index, shm_info fields).");
 
 static PyObject *
 sysvipc_shmctl(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
@@ -2568,8 +2592,8 @@ sysvipc_shmctl(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
 /* Module                                                                    */
 /* ------------------------------------------------------------------------ */
 
-#define FASTCALL_KW(f) (PyCFunction)(void (*)(void))(f), \
-                       METH_FASTCALL | METH_KEYWORDS
+#define FASTCALL_KW(f) \
+    (PyCFunction)(void (*)(void))(f), METH_FASTCALL | METH_KEYWORDS
 
 static PyMethodDef sysvipc_methods[] = {
     {"ftok", (PyCFunction)(void (*)(void))sysvipc_ftok, METH_FASTCALL,
@@ -2603,66 +2627,96 @@ static PyStructSequence_Desc message_desc = {
     2,
 };
 
+/* The module's integer constants; the #ifdefs keep old headers building. */
+static const struct {
+    const char *name;
+    long value;
+} int_constants[] = {
+    {"IPC_CREAT", (long)(IPC_CREAT)},
+    {"IPC_EXCL", (long)(IPC_EXCL)},
+    {"IPC_NOWAIT", (long)(IPC_NOWAIT)},
+    {"IPC_PRIVATE", (long)(IPC_PRIVATE)},
+    {"IPC_RMID", (long)(IPC_RMID)},
+    {"IPC_SET", (long)(IPC_SET)},
+    {"IPC_STAT", (long)(IPC_STAT)},
+#ifdef IPC_INFO
+    {"IPC_INFO", (long)(IPC_INFO)},
+#endif
+    {"MSG_NOERROR", (long)(MSG_NOERROR)},
+#ifdef MSG_EXCEPT
+    {"MSG_EXCEPT", (long)(MSG_EXCEPT)},
+#endif
+#ifdef MSG_COPY
+    {"MSG_COPY", (long)(MSG_COPY)},
+#endif
+#ifdef MSG_STAT
+    {"MSG_STAT", (long)(MSG_STAT)},
+#endif
+#ifdef MSG_INFO
+    {"MSG_INFO", (long)(MSG_INFO)},
+#endif
+#ifdef MSG_STAT_ANY
+    {"MSG_STAT_ANY", (long)(MSG_STAT_ANY)},
+#endif
+    {"SEM_UNDO", (long)(SEM_UNDO)},
+    {"GETPID", (long)(GETPID)},
+    {"GETVAL", (long)(GETVAL)},
+    {"GETALL", (long)(GETALL)},
+    {"GETNCNT", (long)(GETNCNT)},
+    {"GETZCNT", (long)(GETZCNT)},
+    {"SETVAL", (long)(SETVAL)},
+    {"SETALL", (long)(SETALL)},
+#ifdef SEM_STAT
+    {"SEM_STAT", (long)(SEM_STAT)},
+#endif
+#ifdef SEM_INFO
+    {"SEM_INFO", (long)(SEM_INFO)},
+#endif
+#ifdef SEM_STAT_ANY
+    {"SEM_STAT_ANY", (long)(SEM_STAT_ANY)},
+#endif
+    {"SEMVMX", (long)(SEMVMX)},
+    {"SHM_RDONLY", (long)(SHM_RDONLY)},
+    {"SHM_RND", (long)(SHM_RND)},
+    {"SHM_REMAP", (long)(SHM_REMAP)},
+    {"SHM_EXEC", (long)(SHM_EXEC)},
+    {"SHM_LOCK", (long)(SHM_LOCK)},
+    {"SHM_UNLOCK", (long)(SHM_UNLOCK)},
+#ifdef SHM_STAT
+    {"SHM_STAT", (long)(SHM_STAT)},
+#endif
+#ifdef SHM_INFO
+    {"SHM_INFO", (long)(SHM_INFO)},
+#endif
+#ifdef SHM_STAT_ANY
+    {"SHM_STAT_ANY", (long)(SHM_STAT_ANY)},
+#endif
+#ifdef SHM_DEST
+    {"SHM_DEST", (long)(SHM_DEST)},
+#endif
+#ifdef SHM_LOCKED
+    {"SHM_LOCKED", (long)(SHM_LOCKED)},
+#endif
+    {"SHM_HUGETLB", (long)(SHM_HUGETLB)},
+    {"SHM_NORESERVE", (long)(SHM_NORESERVE)},
+    {"SHM_HUGE_SHIFT", (long)(SHM_HUGE_SHIFT)},
+    {"SHM_HUGE_2MB", (long)(SHM_HUGE_2MB)},
+    {"SHM_HUGE_1GB", (long)(SHM_HUGE_1GB)},
+    {"SHM_R", (long)(SHM_R)},
+    {"SHM_W", (long)(SHM_W)},
+};
+
 static int
 add_int_constants(PyObject *m)
 {
-#define ADD(name)                                                   \
-    if (PyModule_AddIntConstant(m, #name, (long)(name)) < 0) {      \
-        return -1;                                                  \
+    for (size_t i = 0; i < sizeof(int_constants) / sizeof(int_constants[0]);
+         i++) {
+        if (PyModule_AddIntConstant(m, int_constants[i].name,
+                                    int_constants[i].value) < 0) {
+            return -1;
+        }
     }
-    ADD(IPC_CREAT) ADD(IPC_EXCL) ADD(IPC_NOWAIT) ADD(IPC_PRIVATE)
-    ADD(IPC_RMID) ADD(IPC_SET) ADD(IPC_STAT)
-#ifdef IPC_INFO
-    ADD(IPC_INFO)
-#endif
-    ADD(MSG_NOERROR)
-#ifdef MSG_EXCEPT
-    ADD(MSG_EXCEPT)
-#endif
-#ifdef MSG_COPY
-    ADD(MSG_COPY)
-#endif
-#ifdef MSG_STAT
-    ADD(MSG_STAT)
-#endif
-#ifdef MSG_INFO
-    ADD(MSG_INFO)
-#endif
-#ifdef MSG_STAT_ANY
-    ADD(MSG_STAT_ANY)
-#endif
-    ADD(SEM_UNDO) ADD(GETPID) ADD(GETVAL) ADD(GETALL) ADD(GETNCNT)
-    ADD(GETZCNT) ADD(SETVAL) ADD(SETALL)
-#ifdef SEM_STAT
-    ADD(SEM_STAT)
-#endif
-#ifdef SEM_INFO
-    ADD(SEM_INFO)
-#endif
-#ifdef SEM_STAT_ANY
-    ADD(SEM_STAT_ANY)
-#endif
-    ADD(SEMVMX)
-    ADD(SHM_RDONLY) ADD(SHM_RND) ADD(SHM_REMAP) ADD(SHM_EXEC)
-    ADD(SHM_LOCK) ADD(SHM_UNLOCK)
-#ifdef SHM_STAT
-    ADD(SHM_STAT)
-#endif
-#ifdef SHM_INFO
-    ADD(SHM_INFO)
-#endif
-#ifdef SHM_STAT_ANY
-    ADD(SHM_STAT_ANY)
-#endif
-#ifdef SHM_DEST
-    ADD(SHM_DEST)
-#endif
-#ifdef SHM_LOCKED
-    ADD(SHM_LOCKED)
-#endif
-    ADD(SHM_HUGETLB) ADD(SHM_NORESERVE) ADD(SHM_HUGE_SHIFT)
-    ADD(SHM_HUGE_2MB) ADD(SHM_HUGE_1GB) ADD(SHM_R) ADD(SHM_W)
-#undef ADD
+    // SHMLBA is a function call on some architectures: set at run time.
     if (PyModule_AddIntConstant(m, "SHMLBA", (long)SHMLBA) < 0 ||
         PyModule_AddIntConstant(m, "PAGE_SIZE", sysconf(_SC_PAGESIZE)) < 0 ||
         PyModule_AddIntConstant(m, "WAKEUP_SIGNAL", wakeup_signal()) < 0) {
@@ -2685,21 +2739,20 @@ sysvipc_exec(PyObject *m)
                               st->IdentifierRemovedError) < 0) {
         return -1;
     }
-    st->AttachmentType = (PyTypeObject *)PyType_FromModuleAndSpec(
-        m, &attachment_spec, NULL);
+    st->AttachmentType =
+        (PyTypeObject *)PyType_FromModuleAndSpec(m, &attachment_spec, NULL);
     if (st->AttachmentType == NULL ||
         PyModule_AddType(m, st->AttachmentType) < 0) {
         return -1;
     }
-    st->HandleType = (PyTypeObject *)PyType_FromModuleAndSpec(
-        m, &handle_spec, NULL);
+    st->HandleType =
+        (PyTypeObject *)PyType_FromModuleAndSpec(m, &handle_spec, NULL);
     if (st->HandleType == NULL || PyModule_AddType(m, st->HandleType) < 0) {
         return -1;
     }
     st->MessageType = PyStructSequence_NewType(&message_desc);
     if (st->MessageType == NULL ||
-        PyModule_AddObjectRef(m, "Message", (PyObject *)st->MessageType) <
-            0) {
+        PyModule_AddObjectRef(m, "Message", (PyObject *)st->MessageType) < 0) {
         return -1;
     }
     return add_int_constants(m);
@@ -2743,9 +2796,10 @@ static PyModuleDef_Slot sysvipc_slots[] = {
     {0, NULL},
 };
 
-PyDoc_STRVAR(module_doc,
-"The C core of sysvipc: one function per System V IPC syscall.\n"
-"Use sysvipc.lowlevel (structured results) or the classes in sysvipc.");
+PyDoc_STRVAR(
+    module_doc,
+    "The C core of sysvipc: one function per System V IPC syscall.\n"
+    "Use sysvipc.lowlevel (structured results) or the classes in sysvipc.");
 
 static struct PyModuleDef sysvipc_module = {
     PyModuleDef_HEAD_INIT,
