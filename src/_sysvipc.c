@@ -325,12 +325,32 @@ static int
 check_flags(int flags, int allowed, const char *fname)
 {
     if (flags & ~allowed) {
-        PyErr_Format(PyExc_ValueError,
-                     "%s(): unsupported flag bits 0o%o (allowed: 0o%o)", fname,
-                     flags & ~allowed, allowed);
+        // PyErr_Format has no %o: format the octal numbers here.
+        char text[160];
+        PyOS_snprintf(text, sizeof(text),
+                      "%s(): unsupported flag bits 0o%o (allowed: 0o%o)",
+                      fname, (unsigned)(flags & ~allowed), (unsigned)allowed);
+        PyErr_SetString(PyExc_ValueError, text);
         return -1;
     }
     return 0;
+}
+
+/* A writable buffer, or TypeError as the standard library's recv_into and
+ * readinto give (PyObject_GetBuffer alone says BufferError). */
+static int
+get_writable_buffer(PyObject *obj, Py_buffer *view, const char *fname)
+{
+    if (PyObject_GetBuffer(obj, view, PyBUF_WRITABLE) == 0) {
+        return 0;
+    }
+    if (PyErr_ExceptionMatches(PyExc_BufferError)) {
+        PyErr_Format(PyExc_TypeError,
+                     "%s() argument 'buffer' must be a writable bytes-like "
+                     "object, not %.100s",
+                     fname, Py_TYPE(obj)->tp_name);
+    }
+    return -1;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -674,6 +694,55 @@ build_shm_info(const struct shm_info *i)
 }
 
 /*
+ * IPC_SET needs the current values of the fields not being changed, but
+ * IPC_STAT needs read permission, which IPC_SET does not (an owner may
+ * chmod an object back from mode 0).  On EACCES, read them with
+ * *_STAT_ANY (Linux 4.17), whose argument is the index in the kernel's
+ * table: the low bits of the id (15, or 24 with ipcmni_extend), confirmed
+ * by the id it returns.  Returns 0, or -1 with errno set.
+ */
+#define STAT_FOR_SET(name, ds_type, stat_call, stat_any_call) \
+    static int name(int id, ds_type *ds)                      \
+    {                                                         \
+        if (stat_call(id, IPC_STAT, ds) == 0) {               \
+            return 0;                                         \
+        }                                                     \
+        if (errno != EACCES) {                                \
+            return -1;                                        \
+        }                                                     \
+        static const int masks[] = {0x7fff, 0xffffff};        \
+        for (size_t i = 0; i < 2; i++) {                      \
+            if (stat_any_call(id & masks[i], ds) == id) {     \
+                return 0;                                     \
+            }                                                 \
+        }                                                     \
+        errno = EACCES;                                       \
+        return -1;                                            \
+    }
+
+#ifdef MSG_STAT_ANY
+#define MSG_STAT_ANY_CALL(idx, ds) msgctl((idx), MSG_STAT_ANY, (ds))
+#define SEM_STAT_ANY_CALL(idx, ds) \
+    semctl((idx), 0, SEM_STAT_ANY, (union semun){.buf = (ds)})
+#define SHM_STAT_ANY_CALL(idx, ds) shmctl((idx), SHM_STAT_ANY, (ds))
+#else
+#define MSG_STAT_ANY_CALL(idx, ds) (-1)
+#define SEM_STAT_ANY_CALL(idx, ds) (-1)
+#define SHM_STAT_ANY_CALL(idx, ds) (-1)
+#endif
+
+static int
+sem_stat_call(int id, int cmd, struct semid_ds *ds)
+{
+    return semctl(id, 0, cmd, (union semun){.buf = ds});
+}
+
+STAT_FOR_SET(msg_stat_for_set, struct msqid_ds, msgctl, MSG_STAT_ANY_CALL)
+STAT_FOR_SET(sem_stat_for_set, struct semid_ds, sem_stat_call,
+             SEM_STAT_ANY_CALL)
+STAT_FOR_SET(shm_stat_for_set, struct shmid_ds, shmctl, SHM_STAT_ANY_CALL)
+
+/*
  * IPC_SET takes (uid, gid, mode[, qbytes]); None keeps the current value.
  * The caller has filled `perm` by IPC_STAT.
  */
@@ -724,6 +793,108 @@ apply_perm_changes(PyObject *changes, Py_ssize_t nfields,
 }
 
 /* ------------------------------------------------------------------------ */
+/* Message: what a receive returns                                           */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A tuple (data, type) with names: unpacks, compares and pickles as a tuple.
+ * A tuple subclass rather than a struct sequence, whose creation looks its
+ * field counts up in the type's dict on every call (3.11-3.13): a receive
+ * returns one of these each time.
+ */
+
+/* Steals the reference to data. */
+static PyObject *
+new_message(module_state *st, PyObject *data, long mtype)
+{
+    PyTypeObject *tp = st->MessageType;
+    PyObject *type = PyLong_FromLong(mtype);
+    PyObject *message = type ? tp->tp_alloc(tp, 2) : NULL;
+    if (message == NULL) {
+        Py_DECREF(data);
+        Py_XDECREF(type);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(message, 0, data);
+    PyTuple_SET_ITEM(message, 1, type);
+    return message;
+}
+
+static PyObject *
+message_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"data", "type", NULL};
+    PyObject *data, *type = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|O:Message", kwlist, &data,
+                                     &type)) {
+        return NULL;
+    }
+    PyObject *items = type ? PyTuple_Pack(2, data, type)
+                           : PySequence_Tuple(data); // Message((d, t))
+    if (items == NULL) {
+        return NULL;
+    }
+    if (PyTuple_GET_SIZE(items) != 2) {
+        Py_DECREF(items);
+        PyErr_SetString(PyExc_TypeError, "Message takes (data, type)");
+        return NULL;
+    }
+    PyObject *message = tp->tp_alloc(tp, 2);
+    if (message != NULL) {
+        for (Py_ssize_t i = 0; i < 2; i++) {
+            PyTuple_SET_ITEM(message, i,
+                             Py_NewRef(PyTuple_GET_ITEM(items, i)));
+        }
+    }
+    Py_DECREF(items);
+    return message;
+}
+
+static PyObject *
+message_get_data(PyObject *self, void *Py_UNUSED(c))
+{
+    return Py_NewRef(PyTuple_GET_ITEM(self, 0));
+}
+
+static PyObject *
+message_get_type(PyObject *self, void *Py_UNUSED(c))
+{
+    return Py_NewRef(PyTuple_GET_ITEM(self, 1));
+}
+
+static PyObject *
+message_repr(PyObject *self)
+{
+    return PyUnicode_FromFormat("sysvipc.Message(data=%R, type=%R)",
+                                PyTuple_GET_ITEM(self, 0),
+                                PyTuple_GET_ITEM(self, 1));
+}
+
+static PyGetSetDef message_getset[] = {
+    {"data", message_get_data, NULL, "The payload (bytes).", NULL},
+    {"type", message_get_type, NULL, "The message type (an int >= 1).", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot message_slots[] = {
+    {Py_tp_new, message_new},
+    {Py_tp_repr, message_repr},
+    {Py_tp_getset, message_getset},
+    {Py_tp_doc, (void *)"Message(data, type=None)\n--\n\n"
+                        "A received message: a tuple (data, type) with "
+                        "named fields."},
+    {0, NULL},
+};
+
+static PyType_Spec message_spec = {
+    .name = "sysvipc.Message",
+    .basicsize = 0,
+    .itemsize = 0,
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = message_slots,
+};
+
+/* ------------------------------------------------------------------------ */
 /* Message queues                                                            */
 /* ------------------------------------------------------------------------ */
 
@@ -753,6 +924,23 @@ sysvipc_msgget(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
         return raise_errno(get_state(module), errno, "msgget");
     }
     return PyLong_FromLong(id);
+}
+
+/* 1 (ValueError set) if a message of len bytes can never fit in the queue:
+ * a blocking msgsnd would wait forever.  Checked only when a send has to
+ * wait, so it costs nothing on the fast path. */
+static int
+message_never_fits(int msqid, Py_ssize_t len)
+{
+    struct msqid_ds ds;
+    if (msgctl(msqid, IPC_STAT, &ds) < 0 || (msglen_t)len <= ds.msg_qbytes) {
+        return 0;
+    }
+    PyErr_Format(PyExc_ValueError,
+                 "a message of %zd bytes can never fit in this queue "
+                 "(msg_qbytes is %lu): sending it would wait forever",
+                 len, (unsigned long)ds.msg_qbytes);
+    return 1;
 }
 
 /* If msgsnd said EINVAL for a message over msgmax, say so plainly. */
@@ -840,15 +1028,22 @@ sysvipc_msgsnd(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
     if (has_deadline && !(flags & IPC_NOWAIT)) {
         callflags |= IPC_NOWAIT; // first try without waiting at all
     }
-    int fast = len < GIL_RELEASE_COPY_SIZE;
+    int fast = 1;
     for (;;) {
         int was_fast = fast;
-        if (fast) {
-            // A call that need not wait is made with the GIL held:
-            // releasing and re-taking it costs more than the call itself.
+        if (fast && len < GIL_RELEASE_COPY_SIZE) {
+            // First try without waiting.  A small message goes with the GIL
+            // held: releasing and re-taking it costs more than the call.
             fast = 0;
             rc = msgsnd(msqid, msg, (size_t)len, flags | IPC_NOWAIT);
             err = errno;
+        }
+        else if (fast) {
+            fast = 0;
+            Py_BEGIN_ALLOW_THREADS
+            rc = msgsnd(msqid, msg, (size_t)len, flags | IPC_NOWAIT);
+            err = errno;
+            Py_END_ALLOW_THREADS
         }
         else {
             Py_BEGIN_ALLOW_THREADS
@@ -867,6 +1062,10 @@ sysvipc_msgsnd(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
         }
         else if (!(err == EAGAIN && !(flags & IPC_NOWAIT) &&
                    (was_fast || has_deadline))) {
+            break;
+        }
+        if (err == EAGAIN && was_fast && message_never_fits(msqid, len)) {
+            async_err = 1;
             break;
         }
         if (has_deadline && !(flags & IPC_NOWAIT)) {
@@ -1025,7 +1224,7 @@ receive_message(module_state *st, int msqid, size_t max_size, long mtype,
         n = receive_loop(msqid, stackbuf, STACK_MSG_SIZE, mtype,
                          flags & ~MSG_NOERROR, has_deadline, deadline, &err);
         size_t cap = max_size;
-        if (max_size == ANY_SIZE) {
+        if (max_size == ANY_SIZE && n < 0 && err == E2BIG) {
             flags &= ~MSG_NOERROR; // any size fits: never truncate
             cap = current_msgmax();
             if (cap < 2 * STACK_MSG_SIZE) {
@@ -1119,21 +1318,12 @@ sysvipc_msgrcv(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
     if (n < 0) {
         return NULL;
     }
-    PyObject *result = PyStructSequence_New(st->MessageType);
     PyObject *data = PyBytes_FromStringAndSize(msg->mtext, n);
-    PyObject *type = PyLong_FromLong(msg->mtype);
+    long mtype_got = msg->mtype;
     if (msg != &stackbuf) {
         PyMem_RawFree(msg);
     }
-    if (result == NULL || data == NULL || type == NULL) {
-        Py_XDECREF(result);
-        Py_XDECREF(data);
-        Py_XDECREF(type);
-        return NULL;
-    }
-    PyStructSequence_SET_ITEM(result, 0, data);
-    PyStructSequence_SET_ITEM(result, 1, type);
-    return result;
+    return data ? new_message(st, data, mtype_got) : NULL;
 }
 
 PyDoc_STRVAR(
@@ -1169,7 +1359,7 @@ sysvipc_msgrcv_into(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
         flags |= IPC_NOWAIT;
     }
     Py_buffer view;
-    if (PyObject_GetBuffer(a[1], &view, PyBUF_WRITABLE) < 0) {
+    if (get_writable_buffer(a[1], &view, "msgrcv_into") < 0) {
         return NULL;
     }
     stack_msgbuf stackbuf, *msg;
@@ -1246,7 +1436,7 @@ sysvipc_msgctl(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
                             "qbytes)");
             return NULL;
         }
-        if (msgctl(msqid, IPC_STAT, &ds) < 0) {
+        if (msg_stat_for_set(msqid, &ds) < 0) {
             return raise_errno(st, errno, "msgctl");
         }
         unsigned long long qbytes = ds.msg_qbytes;
@@ -1697,7 +1887,7 @@ sysvipc_semctl(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
             return NULL;
         }
         arg.buf = &ds;
-        if (semctl(semid, 0, IPC_STAT, arg) < 0) {
+        if (sem_stat_for_set(semid, &ds) < 0) {
             return raise_errno(st, errno, "semctl");
         }
         if (apply_perm_changes(a[3], 3, &ds.sem_perm, NULL) < 0) {
@@ -1760,12 +1950,30 @@ typedef struct {
     // unmapped in dealloc (see attachment_detach).
     void *placeholder;
     size_t placeholder_size;
-    // Set when a SharedMemory handle that exported buffers directly was
-    // closed: the handle still pins this object, and the mapping is
-    // swapped for the placeholder once no view is left (see handle_close).
-    int orphaned;
+    // The closed SharedMemory handle that may still be used through bare
+    // references (see handle_close); borrowed, cleared by whichever of the
+    // two objects dies first.
+    struct HandleObject *orphan_handle;
     PyObject *weakreflist;
 } AttachmentObject;
+
+/* The SharedMemory base (see its section below); declared here because an
+ * Attachment hands its placeholder over to an orphaning handle. */
+typedef struct HandleObject {
+    PyObject_HEAD
+    PyObject *attachment; // an Attachment, or NULL
+    int closed;
+    // Set once a buffer was exported through the handle itself: from then
+    // on some consumer may keep a bare reference to the handle and use the
+    // address without holding an export (numpy's ndarray(buffer=shm)).
+    int exported;
+    // After close(), the Attachment it let go of (borrowed), and then the
+    // memory that Attachment left at the address, to unmap in dealloc.
+    AttachmentObject *orphaned_attachment;
+    void *leftover;
+    size_t leftover_size;
+    int leftover_is_segment; // 1: still the segment itself (shmdt it)
+} HandleObject;
 
 static int
 attachment_check_open(AttachmentObject *self)
@@ -1799,22 +2007,11 @@ attachment_getbuffer(AttachmentObject *self, Py_buffer *view, int flags)
     return 0;
 }
 
-static int attachment_detach_now(AttachmentObject *self, int release_gil,
-                                 int *err);
-
 static void
 attachment_releasebuffer(AttachmentObject *self, Py_buffer *view)
 {
     (void)view;
     self->exports--;
-    // The last view of an orphaned mapping: only the releasing view and
-    // the closed handle's pin still refer to it, so nothing can read it
-    // but objects that kept a bare reference to the handle.
-    if (self->exports == 0 && self->orphaned && self->addr != NULL &&
-        Py_REFCNT(self) <= 2) {
-        int err;
-        (void)attachment_detach_now(self, 0, &err);
-    }
 }
 
 /*
@@ -1881,7 +2078,32 @@ attachment_dealloc(AttachmentObject *self)
     if (self->weakreflist != NULL) {
         PyObject_ClearWeakRefs((PyObject *)self);
     }
-    // Nothing can reach the memory any more: a plain shmdt is safe.
+    HandleObject *handle = self->orphan_handle;
+    if (handle != NULL) {
+        // A closed handle that exported buffers lives on: bare references
+        // to it may still read the address.  Leave the placeholder there
+        // (the segment itself if that fails) and give it to the handle.
+        int err;
+        handle->orphaned_attachment = NULL;
+        self->orphan_handle = NULL;
+        if (self->addr != NULL) {
+            char *addr = self->addr;
+            size_t size = (size_t)self->size;
+            if (attachment_detach_now(self, 0, &err) < 0) {
+                self->addr = NULL; // keep the segment mapped: no crash
+                handle->leftover = addr;
+                handle->leftover_size = size;
+                handle->leftover_is_segment = 1;
+            }
+        }
+        if (self->placeholder != NULL) {
+            handle->leftover = self->placeholder;
+            handle->leftover_size = self->placeholder_size;
+            handle->leftover_is_segment = 0;
+            self->placeholder = NULL;
+        }
+    }
+    // Otherwise nothing can reach the memory any more: shmdt is safe.
     if (self->addr != NULL) {
         char *addr = self->addr;
         self->addr = NULL;
@@ -2026,7 +2248,7 @@ attachment_read_into(AttachmentObject *self, PyObject *const *args,
         return NULL;
     }
     Py_buffer view;
-    if (PyObject_GetBuffer(a[0], &view, PyBUF_WRITABLE) < 0) {
+    if (get_writable_buffer(a[0], &view, "read_into") < 0) {
         return NULL;
     }
     if (view.len > avail) {
@@ -2216,16 +2438,6 @@ static PyType_Spec attachment_spec = {
  * reference to the Attachment, not to the handle.  Closing the handle only
  * drops its own reference; the mapping goes when the last view does.
  */
-typedef struct {
-    PyObject_HEAD
-    PyObject *attachment; // an Attachment, or NULL
-    int closed;
-    // Set once a buffer was exported through the handle itself: from then
-    // on some consumer may keep a bare reference to the handle and use the
-    // address without holding an export (numpy's ndarray(buffer=shm)).
-    int exported;
-} HandleObject;
-
 static int
 handle_getbuffer(HandleObject *self, Py_buffer *view, int flags)
 {
@@ -2245,12 +2457,13 @@ PyDoc_STRVAR(
     "Close the handle's hold on the mapping (see SharedMemory.close).");
 
 /*
- * Closing a handle.  If it never exported a buffer itself, every view holds
- * the Attachment: drop the handle's reference, and the mapping goes with
- * the last view.  Otherwise a bare reference to the handle may still use
- * the address, so the handle keeps pinning the Attachment until it dies;
- * the segment is still detached as soon as no real view is left (now, or
- * in the last view's releasebuffer), leaving the placeholder behind.
+ * Closing a handle drops its reference to the Attachment: the mapping goes
+ * with the last view, since every view holds the Attachment.  A handle that
+ * exported buffers itself may also be held by bare references that use the
+ * address without any export (numpy's ndarray(buffer=shm)); for those the
+ * Attachment, when it goes, leaves its zero-filled placeholder at the
+ * address and hands it to the handle, which unmaps it in its own dealloc.
+ * Either way shm_nattch falls as soon as no view is left.
  */
 static PyObject *
 handle_close(HandleObject *self, PyObject *Py_UNUSED(ignored))
@@ -2262,16 +2475,12 @@ handle_close(HandleObject *self, PyObject *Py_UNUSED(ignored))
     if (self->attachment == NULL) {
         Py_RETURN_NONE;
     }
-    if (!self->exported) {
-        Py_CLEAR(self->attachment);
-        Py_RETURN_NONE;
+    if (self->exported) {
+        AttachmentObject *att = (AttachmentObject *)self->attachment;
+        att->orphan_handle = self;
+        self->orphaned_attachment = att;
     }
-    AttachmentObject *att = (AttachmentObject *)self->attachment;
-    att->orphaned = 1;
-    if (att->exports == 0 && att->addr != NULL && Py_REFCNT(att) == 1) {
-        int err;
-        (void)attachment_detach_now(att, 1, &err);
-    }
+    Py_CLEAR(self->attachment); // may detach right now
     Py_RETURN_NONE;
 }
 
@@ -2312,6 +2521,20 @@ handle_dealloc(HandleObject *self)
     PyTypeObject *tp = Py_TYPE(self);
     PyObject_GC_UnTrack(self);
     handle_clear(self);
+    // Nothing holds this handle any more, so nothing reads through it.
+    if (self->orphaned_attachment != NULL) {
+        self->orphaned_attachment->orphan_handle = NULL;
+        self->orphaned_attachment = NULL;
+    }
+    if (self->leftover != NULL) {
+        if (self->leftover_is_segment) {
+            shmdt(self->leftover);
+        }
+        else {
+            munmap(self->leftover, self->leftover_size);
+        }
+        self->leftover = NULL;
+    }
     tp->tp_free(self);
     Py_DECREF(tp);
 }
@@ -2384,6 +2607,20 @@ static PyType_Spec handle_spec = {
     (IPC_CREAT | IPC_EXCL | SHM_HUGETLB | SHM_NORESERVE | SHM_HUGE_2MB | \
      SHM_HUGE_1GB)
 
+/* A huge-page segment without a reservation gets SIGBUS at the first touch
+ * when no huge page is free: refuse the combination instead. */
+static int
+check_hugetlb_reserve(int flags)
+{
+    if ((flags & SHM_HUGETLB) && (flags & SHM_NORESERVE)) {
+        PyErr_SetString(PyExc_ValueError,
+                        "shmget(): SHM_HUGETLB with SHM_NORESERVE can crash "
+                        "the process (SIGBUS) when no huge page is free");
+        return -1;
+    }
+    return 0;
+}
+
 PyDoc_STRVAR(
     shmget_doc,
     "shmget(key, size=0, flags=0, mode=0o600)\n--\n\n"
@@ -2407,6 +2644,7 @@ sysvipc_shmget(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
         (a[1] != NULL && to_ullong(a[1], "size", PY_SSIZE_T_MAX, &size) < 0) ||
         opt_int(a[2], "flags", INT_MIN, INT_MAX, 0, &flags) < 0 ||
         check_flags(flags, SHMGET_FLAGS, "shmget") < 0 ||
+        check_hugetlb_reserve(flags) < 0 ||
         opt_int(a[3], "mode", 0, 0777, 0600, &mode) < 0) {
         return NULL;
     }
@@ -2450,22 +2688,25 @@ sysvipc_shmat(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
     self->readonly = (flags & SHM_RDONLY) != 0;
     self->placeholder = NULL;
     self->placeholder_size = 0;
-    self->orphaned = 0;
+    self->orphan_handle = NULL;
     self->weakreflist = NULL;
     PyObject_GC_Track(self);
 
-    struct shmid_ds ds;
-    if (shmctl(shmid, IPC_STAT, &ds) < 0) {
-        Py_DECREF(self);
-        return raise_errno(st, errno, "shmctl");
-    }
     void *addr = shmat(shmid, NULL, flags);
     if (addr == (void *)-1) {
         int err = errno;
         Py_DECREF(self);
         return raise_errno(st, err, "shmat");
     }
-    // The size cannot change once the segment exists.
+    // The size, which cannot change once the segment exists.  Attaching
+    // needed read permission, which is all IPC_STAT needs.
+    struct shmid_ds ds;
+    if (shmctl(shmid, IPC_STAT, &ds) < 0) {
+        int err = errno;
+        shmdt(addr);
+        Py_DECREF(self);
+        return raise_errno(st, err, "shmctl");
+    }
     if (ds.shm_segsz > (size_t)PY_SSIZE_T_MAX) {
         shmdt(addr);
         Py_DECREF(self);
@@ -2541,7 +2782,7 @@ sysvipc_shmctl(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
                             "shmctl(IPC_SET) needs arg=(uid, gid, mode)");
             return NULL;
         }
-        if (shmctl(shmid, IPC_STAT, &ds) < 0) {
+        if (shm_stat_for_set(shmid, &ds) < 0) {
             return raise_errno(st, errno, "shmctl");
         }
         if (apply_perm_changes(a[2], 3, &ds.shm_perm, NULL) < 0) {
@@ -2612,19 +2853,6 @@ static PyMethodDef sysvipc_methods[] = {
     {"shmdt", (PyCFunction)sysvipc_shmdt, METH_O, shmdt_doc},
     {"shmctl", FASTCALL_KW(sysvipc_shmctl), shmctl_doc},
     {NULL, NULL, 0, NULL},
-};
-
-static PyStructSequence_Field message_fields[] = {
-    {"data", "the payload (bytes)"},
-    {"type", "the message type (a positive int)"},
-    {NULL, NULL},
-};
-
-static PyStructSequence_Desc message_desc = {
-    "sysvipc.Message",
-    "A received message: unpacks as (data, type).",
-    message_fields,
-    2,
 };
 
 /* The module's integer constants; the #ifdefs keep old headers building. */
@@ -2750,11 +2978,22 @@ sysvipc_exec(PyObject *m)
     if (st->HandleType == NULL || PyModule_AddType(m, st->HandleType) < 0) {
         return -1;
     }
-    st->MessageType = PyStructSequence_NewType(&message_desc);
+    st->MessageType = (PyTypeObject *)PyType_FromModuleAndSpec(
+        m, &message_spec, (PyObject *)&PyTuple_Type);
     if (st->MessageType == NULL ||
         PyModule_AddObjectRef(m, "Message", (PyObject *)st->MessageType) < 0) {
         return -1;
     }
+    // An immutable type refuses setattr: fill its dict before first use.
+    PyObject *match_args = Py_BuildValue("(ss)", "data", "type");
+    if (match_args == NULL ||
+        PyDict_SetItemString(st->MessageType->tp_dict, "__match_args__",
+                             match_args) < 0) {
+        Py_XDECREF(match_args);
+        return -1;
+    }
+    Py_DECREF(match_args);
+    PyType_Modified(st->MessageType);
     return add_int_constants(m);
 }
 

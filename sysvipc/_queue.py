@@ -40,7 +40,7 @@ _waiters: ThreadPoolExecutor | None = None
 def _waiter_pool() -> ThreadPoolExecutor:
     global _waiters
     if _waiters is None:
-        _waiters = ThreadPoolExecutor(max_workers=64, thread_name_prefix="sysvipc-wait")
+        _waiters = ThreadPoolExecutor(max_workers=1024, thread_name_prefix="sysvipc-wait")
     return _waiters
 
 
@@ -212,6 +212,10 @@ class MessageQueue(IPCObject):
         that the kernel answers with E2BIG).  A zero-length message is the
         one exception the kernel forces: the waiter does receive it, and if
         this call was cancelled meanwhile it is sent back to the queue.
+
+        Each call waiting on an empty queue holds one worker thread (from a
+        shared pool of up to 1024, reused), which wakes the moment a message
+        arrives.
         """
         msqid = self._check_open()
         flags = _receive_flags(False, truncate, except_type)

@@ -63,7 +63,6 @@ class SharedMemory(SharedMemoryBase, IPCObject):
     """
 
     _kind = "shared memory segment"
-    _buf: memoryview | None = None
     _size: int = 0
     _readonly: bool = False
 
@@ -85,6 +84,10 @@ class SharedMemory(SharedMemoryBase, IPCObject):
         size = operator.index(size)
         if size < 0:
             raise ValueError(f"size must be >= 0, got {size}")
+        if noreserve and (hugetlb or huge_page_size is not None):
+            # A huge-page segment without a reservation gets SIGBUS at first
+            # touch when no huge page is free: refuse rather than crash.
+            raise ValueError("hugetlb and noreserve cannot be combined (SIGBUS risk)")
         if huge_page_size not in _HUGE_PAGE_FLAGS:
             raise ValueError("huge_page_size must be None, 2 MiB (2 << 20) or 1 GiB (1 << 30)")
         extra = 0
@@ -98,6 +101,11 @@ class SharedMemory(SharedMemoryBase, IPCObject):
 
         def get(k: int, flags: int, m: int) -> int:
             if flags & _c.IPC_CREAT:
+                if size == 0:
+                    # create=True, size 0: open the segment if it exists,
+                    # since there is nothing to create it with.
+                    _c.shmget(k, 0, 0, 0)  # FileNotFoundError if missing...
+                    raise FileExistsError  # ...else get_or_create opens it
                 flags |= extra
             try:
                 return _c.shmget(k, size, flags, m)
@@ -110,7 +118,12 @@ class SharedMemory(SharedMemoryBase, IPCObject):
                     ) from e
                 raise
 
-        key, shmid, created = get_or_create(get, key, create, exclusive, mode)
+        try:
+            key, shmid, created = get_or_create(get, key, create, exclusive, mode)
+        except FileNotFoundError:
+            if create and size == 0:
+                raise ValueError("size must be > 0 to create a segment") from None
+            raise
         try:
             self._attach(shmid, readonly)
         except BaseException:
@@ -150,13 +163,10 @@ class SharedMemory(SharedMemoryBase, IPCObject):
 
     @property
     def buf(self) -> memoryview:
-        """A memoryview of the whole segment (read-only for a read-only
-        attachment).  It stays valid after :meth:`close`."""
-        if self._buf is None:
-            self._buf = memoryview(self._mapping())
-        else:
-            self._mapping()
-        return self._buf
+        """A new memoryview of the whole segment (read-only for a read-only
+        attachment).  It stays valid after :meth:`close`; releasing it
+        affects no other view."""
+        return memoryview(self._mapping())
 
     @property
     def size(self) -> int:
@@ -271,7 +281,6 @@ class SharedMemory(SharedMemoryBase, IPCObject):
         made with ``remove_on_close=True``."""
         if self._closed:
             return
-        self._buf = None
         self._close_mapping()
         super().close()
 

@@ -4,7 +4,7 @@ from collections.abc import Sequence
 from os import PathLike
 from typing import Any, Final, final
 
-from _typeshed import ReadableBuffer, WriteableBuffer, structseq
+from _typeshed import ReadableBuffer, WriteableBuffer
 from typing_extensions import disjoint_base
 
 IPC_CREAT: Final[int]
@@ -59,10 +59,11 @@ class IdentifierRemovedError(OSError):
     """The IPC object was removed while in use (errno EIDRM)."""
 
 @final
-class Message(structseq[Any], tuple[bytes, int]):
-    """A received message: unpacks as (data, type)."""
+class Message(tuple[bytes, int]):
+    """A received message: a tuple (data, type) with named fields."""
 
     __match_args__: Final = ("data", "type")
+    def __new__(cls, data: bytes | tuple[bytes, int], type: int | None = None) -> Message: ...
     @property
     def data(self) -> bytes: ...
     @property

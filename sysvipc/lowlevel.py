@@ -75,6 +75,7 @@ from ._sysvipc import (
     SHM_UNLOCK,
     SHM_W,
     SHMLBA,
+    WAKEUP_SIGNAL,
     Attachment,
     IdentifierRemovedError,
     Message,
