@@ -88,6 +88,9 @@ typedef struct {
     PyTypeObject *AttachmentType;
     PyTypeObject *HandleType;
     PyTypeObject *MessageType;
+    PyTypeObject *MessageQueueBaseType;
+    PyTypeObject *SemaphoreSetBaseType;
+    PyTypeObject *SemaphoreBaseType;
 } module_state;
 
 static struct PyModuleDef sysvipc_module;
@@ -969,29 +972,14 @@ PyDoc_STRVAR(
     "type (1..LONG_MAX) (msgsnd(2)).  flags: IPC_NOWAIT.  With a timeout in\n"
     "seconds, raise TimeoutError if the queue stays full that long.");
 
+/* msgsnd with the timeout and EINTR logic; the argument checks are the
+ * callers'. */
 static PyObject *
-sysvipc_msgsnd(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
-               PyObject *kwnames)
+msgsnd_impl(module_state *st, int msqid, PyObject *data, long mtype, int flags,
+            int has_deadline, int64_t deadline)
 {
-    static const char *const names[] = {"msqid", "data", "type", "flags",
-                                        "timeout"};
-    PyObject *a[5];
-    module_state *st = get_state(module);
-    int msqid, flags;
-    long long mtype = 1;
-    int has_deadline;
-    int64_t deadline;
-    if (parse_args("msgsnd", args, nargs, kwnames, names, 5, 4, 2, a) < 0 ||
-        to_id(a[0], "msqid", &msqid) < 0 ||
-        (a[2] != NULL && to_llong(a[2], "type", 1, LONG_MAX, &mtype) < 0) ||
-        opt_int(a[3], "flags", INT_MIN, INT_MAX, 0, &flags) < 0 ||
-        check_flags(flags, IPC_NOWAIT, "msgsnd") < 0 ||
-        parse_timeout(a[4], &has_deadline, &deadline) < 0) {
-        return NULL;
-    }
-
     Py_buffer view;
-    if (PyObject_GetBuffer(a[1], &view, PyBUF_SIMPLE) < 0) {
+    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) {
         return NULL;
     }
     Py_ssize_t len = view.len;
@@ -1009,7 +997,7 @@ sysvipc_msgsnd(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
             return PyErr_NoMemory();
         }
     }
-    msg->mtype = (long)mtype;
+    msg->mtype = mtype;
     if (len >= GIL_RELEASE_COPY_SIZE) {
         const void *src = view.buf;
         Py_BEGIN_ALLOW_THREADS
@@ -1090,6 +1078,11 @@ sysvipc_msgsnd(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
                 Py_END_ALLOW_THREADS
                 poll_ns =
                     poll_ns * 2 > POLL_MAX_NS ? POLL_MAX_NS : poll_ns * 2;
+                // IPC_NOWAIT calls never see EINTR: look for signals here.
+                if (PyErr_CheckSignals() < 0) {
+                    async_err = 1;
+                    break;
+                }
             }
         }
     }
@@ -1108,6 +1101,31 @@ sysvipc_msgsnd(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
         return raise_errno(st, err, "msgsnd");
     }
     Py_RETURN_NONE;
+}
+
+static PyObject *
+sysvipc_msgsnd(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
+               PyObject *kwnames)
+{
+    static const char *const names[] = {"msqid", "data", "type", "flags",
+                                        "timeout"};
+    PyObject *a[5];
+    module_state *st = get_state(module);
+    int msqid, flags;
+    long long mtype = 1;
+    int has_deadline;
+    int64_t deadline;
+    if (parse_args("msgsnd", args, nargs, kwnames, names, 5, 4, 2, a) < 0 ||
+        to_id(a[0], "msqid", &msqid) < 0 ||
+        (a[2] != NULL && to_llong(a[2], "type", 1, LONG_MAX, &mtype) < 0) ||
+        opt_int(a[3], "flags", INT_MIN, INT_MAX, 0, &flags) < 0 ||
+        check_flags(flags, IPC_NOWAIT, "msgsnd") < 0 ||
+        parse_timeout(a[4], &has_deadline, &deadline) < 0) {
+        return NULL;
+    }
+
+    return msgsnd_impl(st, msqid, a[1], (long)mtype, flags, has_deadline,
+                       deadline);
 }
 
 /*
@@ -1176,6 +1194,12 @@ receive_loop(int msqid, void *buf, size_t cap, long mtype, int flags,
                 Py_END_ALLOW_THREADS
                 poll_ns =
                     poll_ns * 2 > POLL_MAX_NS ? POLL_MAX_NS : poll_ns * 2;
+                // IPC_NOWAIT calls never see EINTR: look for signals here.
+                if (PyErr_CheckSignals() < 0) {
+                    e = 0;
+                    n = -1;
+                    break;
+                }
             }
         }
     }
@@ -1284,6 +1308,27 @@ PyDoc_STRVAR(
     "`type` without removing it; implies IPC_NOWAIT).");
 
 static PyObject *
+msgrcv_impl(module_state *st, int msqid, size_t max_size, long mtype,
+            int flags, int has_deadline, int64_t deadline)
+{
+    if (flags & MSG_COPY) {
+        flags |= IPC_NOWAIT; // the kernel requires it
+    }
+    stack_msgbuf stackbuf, *msg;
+    Py_ssize_t n = receive_message(st, msqid, max_size, mtype, flags,
+                                   has_deadline, deadline, &stackbuf, &msg);
+    if (n < 0) {
+        return NULL;
+    }
+    PyObject *data = PyBytes_FromStringAndSize(msg->mtext, n);
+    long mtype_got = msg->mtype;
+    if (msg != &stackbuf) {
+        PyMem_RawFree(msg);
+    }
+    return data ? new_message(st, data, mtype_got) : NULL;
+}
+
+static PyObject *
 sysvipc_msgrcv(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
                PyObject *kwnames)
 {
@@ -1308,22 +1353,8 @@ sysvipc_msgrcv(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
         parse_timeout(a[4], &has_deadline, &deadline) < 0) {
         return NULL;
     }
-    if (flags & MSG_COPY) {
-        flags |= IPC_NOWAIT; // the kernel requires it
-    }
-    stack_msgbuf stackbuf, *msg;
-    Py_ssize_t n =
-        receive_message(st, msqid, (size_t)max_size, (long)mtype, flags,
-                        has_deadline, deadline, &stackbuf, &msg);
-    if (n < 0) {
-        return NULL;
-    }
-    PyObject *data = PyBytes_FromStringAndSize(msg->mtext, n);
-    long mtype_got = msg->mtype;
-    if (msg != &stackbuf) {
-        PyMem_RawFree(msg);
-    }
-    return data ? new_message(st, data, mtype_got) : NULL;
+    return msgrcv_impl(st, msqid, (size_t)max_size, (long)mtype, flags,
+                       has_deadline, deadline);
 }
 
 PyDoc_STRVAR(
@@ -1332,6 +1363,44 @@ PyDoc_STRVAR(
     "Receive a message into a writable buffer; return (nbytes, type).  The\n"
     "buffer's length is the largest message accepted: a longer one raises\n"
     "OSError(E2BIG) and stays queued unless flags has MSG_NOERROR.");
+
+static PyObject *
+msgrcv_into_impl(module_state *st, int msqid, PyObject *buffer, long mtype,
+                 int flags, int has_deadline, int64_t deadline,
+                 const char *fname)
+{
+    if (flags & MSG_COPY) {
+        flags |= IPC_NOWAIT;
+    }
+    Py_buffer view;
+    if (get_writable_buffer(buffer, &view, fname) < 0) {
+        return NULL;
+    }
+    stack_msgbuf stackbuf, *msg;
+    Py_ssize_t n = receive_message(st, msqid, (size_t)view.len, mtype, flags,
+                                   has_deadline, deadline, &stackbuf, &msg);
+    long got_type = 0;
+    if (n >= 0) {
+        got_type = msg->mtype;
+        if (n >= GIL_RELEASE_COPY_SIZE) {
+            void *dst = view.buf;
+            Py_BEGIN_ALLOW_THREADS
+            memcpy(dst, msg->mtext, (size_t)n);
+            Py_END_ALLOW_THREADS
+        }
+        else if (n > 0) {
+            memcpy(view.buf, msg->mtext, (size_t)n);
+        }
+        if (msg != &stackbuf) {
+            PyMem_RawFree(msg);
+        }
+    }
+    PyBuffer_Release(&view);
+    if (n < 0) {
+        return NULL;
+    }
+    return Py_BuildValue("(nl)", n, got_type);
+}
 
 static PyObject *
 sysvipc_msgrcv_into(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
@@ -1355,38 +1424,8 @@ sysvipc_msgrcv_into(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
         parse_timeout(a[4], &has_deadline, &deadline) < 0) {
         return NULL;
     }
-    if (flags & MSG_COPY) {
-        flags |= IPC_NOWAIT;
-    }
-    Py_buffer view;
-    if (get_writable_buffer(a[1], &view, "msgrcv_into") < 0) {
-        return NULL;
-    }
-    stack_msgbuf stackbuf, *msg;
-    Py_ssize_t n =
-        receive_message(st, msqid, (size_t)view.len, (long)mtype, flags,
-                        has_deadline, deadline, &stackbuf, &msg);
-    long got_type = 0;
-    if (n >= 0) {
-        got_type = msg->mtype;
-        if (n >= GIL_RELEASE_COPY_SIZE) {
-            void *dst = view.buf;
-            Py_BEGIN_ALLOW_THREADS
-            memcpy(dst, msg->mtext, (size_t)n);
-            Py_END_ALLOW_THREADS
-        }
-        else if (n > 0) {
-            memcpy(view.buf, msg->mtext, (size_t)n);
-        }
-        if (msg != &stackbuf) {
-            PyMem_RawFree(msg);
-        }
-    }
-    PyBuffer_Release(&view);
-    if (n < 0) {
-        return NULL;
-    }
-    return Py_BuildValue("(nl)", n, got_type);
+    return msgrcv_into_impl(st, msqid, a[1], (long)mtype, flags, has_deadline,
+                            deadline, "msgrcv_into");
 }
 
 PyDoc_STRVAR(
@@ -1550,10 +1589,11 @@ error:
  * exception set.
  */
 static int
-run_semop(module_state *st, int semid, struct sembuf *ops, size_t nops,
-          int has_deadline, int64_t deadline)
+semop_core(int semid, struct sembuf *ops, size_t nops, int has_deadline,
+           int64_t deadline, int *err_out)
 {
     int rc, err;
+    *err_out = 0;
     if (nops <= STACK_SEMOPS) {
         // Try without waiting, GIL held: an uncontended acquire or release
         // never pays for a GIL round trip.  Success means exactly what it
@@ -1569,7 +1609,7 @@ run_semop(module_state *st, int semid, struct sembuf *ops, size_t nops,
         }
         err = errno;
         if (err != EAGAIN) {
-            raise_errno(st, err, "semop");
+            *err_out = err;
             return -1;
         }
     }
@@ -1608,7 +1648,21 @@ run_semop(module_state *st, int semid, struct sembuf *ops, size_t nops,
             err = ETIMEDOUT;
         }
     }
-    raise_errno(st, err, has_deadline ? "semtimedop" : "semop");
+    *err_out = err;
+    return -1;
+}
+
+static int
+run_semop(module_state *st, int semid, struct sembuf *ops, size_t nops,
+          int has_deadline, int64_t deadline)
+{
+    int err;
+    if (semop_core(semid, ops, nops, has_deadline, deadline, &err) == 0) {
+        return 0;
+    }
+    if (err != 0) {
+        raise_errno(st, err, has_deadline ? "semtimedop" : "semop");
+    }
     return -1;
 }
 
@@ -1927,6 +1981,471 @@ sysvipc_semctl(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
         return NULL;
     }
 }
+
+/* ------------------------------------------------------------------------ */
+/* The classes' hot paths: C bases of MessageQueue, SemaphoreSet, Semaphore  */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * sysvipc.MessageQueue and sysvipc.SemaphoreSet keep their id and closed
+ * flag in this struct, so that send/receive and acquire/release run
+ * entirely in C: a Python frame in between would cost more than the
+ * syscall.  Everything else about the classes is Python (sysvipc/).
+ */
+typedef struct {
+    PyObject_HEAD
+    int id;
+    char closed;
+} HandleCore;
+
+static PyObject *
+handle_core_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    HandleCore *self = (HandleCore *)type->tp_alloc(type, 0);
+    if (self != NULL) {
+        self->id = -1;
+        self->closed = 1; // until __init__ has opened something
+    }
+    return (PyObject *)self;
+}
+
+static void
+handle_core_dealloc(HandleCore *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    tp->tp_free(self);
+    Py_DECREF(tp);
+}
+
+static PyMemberDef handle_core_members[] = {
+    {"_id", T_INT, offsetof(HandleCore, id), 0, "The kernel's id."},
+    {"_closed", T_BOOL, offsetof(HandleCore, closed), 0,
+     "True once the handle is closed."},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyObject *
+closed_error(const char *kind)
+{
+    PyErr_Format(PyExc_ValueError, "operation on a closed %s", kind);
+    return NULL;
+}
+
+/* An optional bool argument (any object, by truth value). */
+static int
+opt_bool(PyObject *obj, int dflt)
+{
+    return obj == NULL ? dflt : PyObject_IsTrue(obj);
+}
+
+PyDoc_STRVAR(
+    mq_send_doc,
+    "send($self, /, data, type=1, *, block=True, timeout=None)\n--\n\n"
+    "Send data (bytes, bytearray, memoryview, a C-contiguous numpy array:\n"
+    "any bytes-like object) as a message of type (>= 1).\n\n"
+    "When the queue is full: wait (block=True), for at most timeout\n"
+    "seconds (then TimeoutError), or raise BlockingIOError at once\n"
+    "(block=False).  A message over the kernel's msgmax, or one that can\n"
+    "never fit in the queue's msg_qbytes, is a ValueError.");
+
+static PyObject *
+mq_send(HandleCore *self, PyObject *const *args, Py_ssize_t nargs,
+        PyObject *kwnames)
+{
+    static const char *const names[] = {"data", "type", "block", "timeout"};
+    PyObject *a[4];
+    long long mtype = 1;
+    int block, has_deadline;
+    int64_t deadline;
+    if (parse_args("send", args, nargs, kwnames, names, 4, 2, 1, a) < 0) {
+        return NULL;
+    }
+    if (self->closed) {
+        return closed_error("message queue");
+    }
+    if ((a[1] != NULL && to_llong(a[1], "type", 1, LONG_MAX, &mtype) < 0) ||
+        (block = opt_bool(a[2], 1)) < 0 ||
+        parse_timeout(a[3], &has_deadline, &deadline) < 0) {
+        return NULL;
+    }
+    module_state *st = get_state_by_type(Py_TYPE(self));
+    if (st == NULL) {
+        return NULL;
+    }
+    return msgsnd_impl(st, self->id, a[0], (long)mtype, block ? 0 : IPC_NOWAIT,
+                       has_deadline, deadline);
+}
+
+static int
+receive_method_flags(PyObject *block, PyObject *truncate,
+                     PyObject *except_type, int *flags)
+{
+    int b = opt_bool(block, 1), t, e;
+    if (b < 0 || (t = opt_bool(truncate, 0)) < 0 ||
+        (e = opt_bool(except_type, 0)) < 0) {
+        return -1;
+    }
+    *flags =
+        (b ? 0 : IPC_NOWAIT) | (t ? MSG_NOERROR : 0) | (e ? MSG_EXCEPT : 0);
+    return 0;
+}
+
+PyDoc_STRVAR(
+    mq_receive_doc,
+    "receive($self, /, type=0, *, block=True, timeout=None, max_size=None,\n"
+    "        truncate=False, except_type=False)\n--\n\n"
+    "Receive a message; return a Message (data, type).\n\n"
+    "type 0: the first message; > 0: the first of that type; < 0: the\n"
+    "first of the lowest type <= abs(type).  except_type=True: the first\n"
+    "whose type is not type (MSG_EXCEPT).\n\n"
+    "max_size (default: any size the kernel allows, without allocating\n"
+    "that much up front) bounds the message; a longer one raises\n"
+    "OSError(E2BIG) and stays queued, unless truncate=True (MSG_NOERROR)\n"
+    "cuts it to max_size.\n\n"
+    "Without a message: wait (block=True), for at most timeout seconds\n"
+    "(TimeoutError), or raise BlockingIOError (block=False).");
+
+static PyObject *
+mq_receive(HandleCore *self, PyObject *const *args, Py_ssize_t nargs,
+           PyObject *kwnames)
+{
+    static const char *const names[] = {"type",     "block",    "timeout",
+                                        "max_size", "truncate", "except_type"};
+    PyObject *a[6];
+    long long mtype = 0;
+    unsigned long long max_size = ANY_SIZE;
+    int flags, has_deadline;
+    int64_t deadline;
+    if (parse_args("receive", args, nargs, kwnames, names, 6, 1, 0, a) < 0) {
+        return NULL;
+    }
+    if (self->closed) {
+        return closed_error("message queue");
+    }
+    if ((a[0] != NULL &&
+         to_llong(a[0], "type", LONG_MIN, LONG_MAX, &mtype) < 0) ||
+        receive_method_flags(a[1], a[4], a[5], &flags) < 0 ||
+        parse_timeout(a[2], &has_deadline, &deadline) < 0 ||
+        (a[3] != NULL && a[3] != Py_None &&
+         to_ullong(a[3], "max_size", PY_SSIZE_T_MAX - sizeof(long),
+                   &max_size) < 0)) {
+        return NULL;
+    }
+    module_state *st = get_state_by_type(Py_TYPE(self));
+    if (st == NULL) {
+        return NULL;
+    }
+    return msgrcv_impl(st, self->id, (size_t)max_size, (long)mtype, flags,
+                       has_deadline, deadline);
+}
+
+PyDoc_STRVAR(
+    mq_receive_into_doc,
+    "receive_into($self, /, buffer, type=0, *, block=True, timeout=None,\n"
+    "             truncate=False, except_type=False)\n--\n\n"
+    "Receive a message into a writable buffer; return (nbytes, type).\n"
+    "The buffer's length is the largest message accepted (see receive()\n"
+    "for the other arguments).");
+
+static PyObject *
+mq_receive_into(HandleCore *self, PyObject *const *args, Py_ssize_t nargs,
+                PyObject *kwnames)
+{
+    static const char *const names[] = {"buffer",  "type",     "block",
+                                        "timeout", "truncate", "except_type"};
+    PyObject *a[6];
+    long long mtype = 0;
+    int flags, has_deadline;
+    int64_t deadline;
+    if (parse_args("receive_into", args, nargs, kwnames, names, 6, 2, 1, a) <
+        0) {
+        return NULL;
+    }
+    if (self->closed) {
+        return closed_error("message queue");
+    }
+    if ((a[1] != NULL &&
+         to_llong(a[1], "type", LONG_MIN, LONG_MAX, &mtype) < 0) ||
+        receive_method_flags(a[2], a[4], a[5], &flags) < 0 ||
+        parse_timeout(a[3], &has_deadline, &deadline) < 0) {
+        return NULL;
+    }
+    module_state *st = get_state_by_type(Py_TYPE(self));
+    if (st == NULL) {
+        return NULL;
+    }
+    return msgrcv_into_impl(st, self->id, a[0], (long)mtype, flags,
+                            has_deadline, deadline, "receive_into");
+}
+
+static PyMethodDef mq_methods[] = {
+    {"send", (PyCFunction)(void (*)(void))mq_send,
+     METH_FASTCALL | METH_KEYWORDS, mq_send_doc},
+    {"receive", (PyCFunction)(void (*)(void))mq_receive,
+     METH_FASTCALL | METH_KEYWORDS, mq_receive_doc},
+    {"receive_into", (PyCFunction)(void (*)(void))mq_receive_into,
+     METH_FASTCALL | METH_KEYWORDS, mq_receive_into_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyType_Slot mq_slots[] = {
+    {Py_tp_new, handle_core_new},
+    {Py_tp_dealloc, handle_core_dealloc},
+    {Py_tp_members, handle_core_members},
+    {Py_tp_methods, mq_methods},
+    {Py_tp_doc, (void *)"Base of sysvipc.MessageQueue: its hot paths in C."},
+    {0, NULL},
+};
+
+static PyType_Spec mq_spec = {
+    .name = "sysvipc._sysvipc.MessageQueueBase",
+    .basicsize = sizeof(HandleCore),
+    .flags =
+        Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = mq_slots,
+};
+
+static PyType_Slot semset_slots[] = {
+    {Py_tp_new, handle_core_new},
+    {Py_tp_dealloc, handle_core_dealloc},
+    {Py_tp_members, handle_core_members},
+    {Py_tp_doc, (void *)"Base of sysvipc.SemaphoreSet: the id and closed "
+                        "flag that Semaphore's C methods read."},
+    {0, NULL},
+};
+
+static PyType_Spec semset_spec = {
+    .name = "sysvipc._sysvipc.SemaphoreSetBase",
+    .basicsize = sizeof(HandleCore),
+    .flags =
+        Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = semset_slots,
+};
+
+/* One semaphore of a set: the base of sysvipc.Semaphore. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *set; // a SemaphoreSetBase
+    int index;
+} SemaphoreCore;
+
+static int
+sem_core_traverse(SemaphoreCore *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->set);
+    return 0;
+}
+
+static int
+sem_core_clear(SemaphoreCore *self)
+{
+    Py_CLEAR(self->set);
+    return 0;
+}
+
+static void
+sem_core_dealloc(SemaphoreCore *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    sem_core_clear(self);
+    tp->tp_free(self);
+    Py_DECREF(tp);
+}
+
+static PyMemberDef sem_core_members[] = {
+    {"_set", T_OBJECT_EX, offsetof(SemaphoreCore, set), 0,
+     "The SemaphoreSet."},
+    {"_index", T_INT, offsetof(SemaphoreCore, index), 0,
+     "The index in the set."},
+    {NULL, 0, 0, 0, NULL},
+};
+
+/* The open set's id, or -1 with an exception set. */
+static int
+sem_core_semid(SemaphoreCore *self, module_state *st)
+{
+    PyObject *set = self->set;
+    if (set == NULL || !PyObject_TypeCheck(set, st->SemaphoreSetBaseType)) {
+        PyErr_SetString(PyExc_TypeError, "a Semaphore needs its set");
+        return -1;
+    }
+    if (((HandleCore *)set)->closed) {
+        closed_error("semaphore set");
+        return -1;
+    }
+    return ((HandleCore *)set)->id;
+}
+
+/* One operation on this semaphore, with SemaphoreSet's error meanings. */
+static int
+sem_core_op(SemaphoreCore *self, module_state *st, int semid, int delta,
+            int flags, int has_deadline, int64_t deadline)
+{
+    struct sembuf op = {(unsigned short)self->index, (short)delta,
+                        (short)flags};
+    int err;
+    if (semop_core(semid, &op, 1, has_deadline, deadline, &err) == 0) {
+        return 0;
+    }
+    if (err == EINVAL) {
+        // Every argument was checked: the id no longer names a set.
+        PyObject *exc_args = Py_BuildValue(
+            "(iN)", EIDRM,
+            PyUnicode_FromFormat("semaphore set %d was removed", semid));
+        if (exc_args != NULL) {
+            PyErr_SetObject(st->IdentifierRemovedError, exc_args);
+            Py_DECREF(exc_args);
+        }
+    }
+    else if (err == ERANGE) {
+        PyErr_Format(PyExc_ValueError,
+                     "the operation would take a value of semaphore set %d "
+                     "above SEMVMX (%d), or its undo adjustment beyond "
+                     "-%d..%d",
+                     semid, SEMVMX, SEMVMX, SEMVMX);
+    }
+    else if (err != 0) {
+        raise_errno(st, err, has_deadline ? "semtimedop" : "semop");
+    }
+    return -1;
+}
+
+static int
+sem_count_arg(PyObject *obj, int *n)
+{
+    if (obj == NULL) {
+        *n = 1;
+        return 0;
+    }
+    return to_int(obj, "n", 1, SHRT_MAX, n);
+}
+
+PyDoc_STRVAR(
+    sem_acquire_doc,
+    "acquire($self, /, n=1, *, block=True, timeout=None, undo=False)\n--\n\n"
+    "Subtract n (1..32767), waiting while the value is below n.\n\n"
+    "Returns True once done (like threading.Lock.acquire); never returns\n"
+    "False: block=False raises BlockingIOError when it would wait, and a\n"
+    "timeout (seconds) that expires raises TimeoutError.  Removing the set\n"
+    "wakes the wait with sysvipc.IdentifierRemovedError.  undo=True adds\n"
+    "SEM_UNDO: the kernel reverses the change when this process exits.");
+
+static PyObject *
+sem_acquire(SemaphoreCore *self, PyObject *const *args, Py_ssize_t nargs,
+            PyObject *kwnames)
+{
+    static const char *const names[] = {"n", "block", "timeout", "undo"};
+    PyObject *a[4];
+    int n, block, undo, has_deadline;
+    int64_t deadline;
+    module_state *st = get_state_by_type(Py_TYPE(self));
+    if (st == NULL ||
+        parse_args("acquire", args, nargs, kwnames, names, 4, 1, 0, a) < 0) {
+        return NULL;
+    }
+    int semid = sem_core_semid(self, st);
+    if (semid < 0 || sem_count_arg(a[0], &n) < 0 ||
+        (block = opt_bool(a[1], 1)) < 0 || (undo = opt_bool(a[3], 0)) < 0 ||
+        parse_timeout(a[2], &has_deadline, &deadline) < 0) {
+        return NULL;
+    }
+    if (!block && a[2] != NULL && a[2] != Py_None) {
+        PyErr_SetString(PyExc_ValueError,
+                        "a timeout makes no sense with block=False");
+        return NULL;
+    }
+    int flags = (block ? 0 : IPC_NOWAIT) | (undo ? SEM_UNDO : 0);
+    if (sem_core_op(self, st, semid, -n, flags, has_deadline, deadline) < 0) {
+        return NULL;
+    }
+    Py_RETURN_TRUE;
+}
+
+PyDoc_STRVAR(sem_release_doc,
+             "release($self, /, n=1, *, undo=False)\n--\n\n"
+             "Add n (1..32767), waking waiters.  Never blocks.\n\n"
+             "A value that would pass SEMVMX (32767) raises ValueError and\n"
+             "changes nothing.  undo=True pairs with acquire(undo=True) (the\n"
+             "two adjustments cancel out).");
+
+static PyObject *
+sem_release(SemaphoreCore *self, PyObject *const *args, Py_ssize_t nargs,
+            PyObject *kwnames)
+{
+    static const char *const names[] = {"n", "undo"};
+    PyObject *a[2];
+    int n, undo;
+    module_state *st = get_state_by_type(Py_TYPE(self));
+    if (st == NULL ||
+        parse_args("release", args, nargs, kwnames, names, 2, 1, 0, a) < 0) {
+        return NULL;
+    }
+    int semid = sem_core_semid(self, st);
+    if (semid < 0 || sem_count_arg(a[0], &n) < 0 ||
+        (undo = opt_bool(a[1], 0)) < 0) {
+        return NULL;
+    }
+    if (sem_core_op(self, st, semid, n, undo ? SEM_UNDO : 0, 0, 0) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+sem_enter(SemaphoreCore *self, PyObject *Py_UNUSED(ignored))
+{
+    module_state *st = get_state_by_type(Py_TYPE(self));
+    int semid = st ? sem_core_semid(self, st) : -1;
+    if (semid < 0 || sem_core_op(self, st, semid, -1, SEM_UNDO, 0, 0) < 0) {
+        return NULL;
+    }
+    return Py_NewRef(self);
+}
+
+static PyObject *
+sem_exit(SemaphoreCore *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    module_state *st = get_state_by_type(Py_TYPE(self));
+    int semid = st ? sem_core_semid(self, st) : -1;
+    if (semid < 0 || sem_core_op(self, st, semid, 1, SEM_UNDO, 0, 0) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef sem_core_methods[] = {
+    {"acquire", (PyCFunction)(void (*)(void))sem_acquire,
+     METH_FASTCALL | METH_KEYWORDS, sem_acquire_doc},
+    {"release", (PyCFunction)(void (*)(void))sem_release,
+     METH_FASTCALL | METH_KEYWORDS, sem_release_doc},
+    {"__enter__", (PyCFunction)sem_enter, METH_NOARGS,
+     "Acquire 1 with SEM_UNDO: a lock the kernel releases if this process "
+     "dies."},
+    {"__exit__", (PyCFunction)(void (*)(void))sem_exit, METH_FASTCALL,
+     "Release 1 with SEM_UNDO."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyType_Slot sem_core_slots[] = {
+    {Py_tp_dealloc, sem_core_dealloc},
+    {Py_tp_traverse, sem_core_traverse},
+    {Py_tp_clear, sem_core_clear},
+    {Py_tp_members, sem_core_members},
+    {Py_tp_methods, sem_core_methods},
+    {Py_tp_doc, (void *)"Base of sysvipc.Semaphore: acquire, release and "
+                        "the with-lock in C."},
+    {0, NULL},
+};
+
+static PyType_Spec sem_core_spec = {
+    .name = "sysvipc._sysvipc.SemaphoreBase",
+    .basicsize = sizeof(SemaphoreCore),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC |
+             Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = sem_core_slots,
+};
 
 /* ------------------------------------------------------------------------ */
 /* Shared memory: the Attachment type                                        */
@@ -2973,6 +3492,24 @@ sysvipc_exec(PyObject *m)
         PyModule_AddType(m, st->AttachmentType) < 0) {
         return -1;
     }
+    st->MessageQueueBaseType =
+        (PyTypeObject *)PyType_FromModuleAndSpec(m, &mq_spec, NULL);
+    if (st->MessageQueueBaseType == NULL ||
+        PyModule_AddType(m, st->MessageQueueBaseType) < 0) {
+        return -1;
+    }
+    st->SemaphoreSetBaseType =
+        (PyTypeObject *)PyType_FromModuleAndSpec(m, &semset_spec, NULL);
+    if (st->SemaphoreSetBaseType == NULL ||
+        PyModule_AddType(m, st->SemaphoreSetBaseType) < 0) {
+        return -1;
+    }
+    st->SemaphoreBaseType =
+        (PyTypeObject *)PyType_FromModuleAndSpec(m, &sem_core_spec, NULL);
+    if (st->SemaphoreBaseType == NULL ||
+        PyModule_AddType(m, st->SemaphoreBaseType) < 0) {
+        return -1;
+    }
     st->HandleType =
         (PyTypeObject *)PyType_FromModuleAndSpec(m, &handle_spec, NULL);
     if (st->HandleType == NULL || PyModule_AddType(m, st->HandleType) < 0) {
@@ -3005,6 +3542,9 @@ sysvipc_traverse(PyObject *m, visitproc visit, void *arg)
     Py_VISIT(st->AttachmentType);
     Py_VISIT(st->HandleType);
     Py_VISIT(st->MessageType);
+    Py_VISIT(st->MessageQueueBaseType);
+    Py_VISIT(st->SemaphoreSetBaseType);
+    Py_VISIT(st->SemaphoreBaseType);
     return 0;
 }
 
@@ -3016,6 +3556,9 @@ sysvipc_clear(PyObject *m)
     Py_CLEAR(st->AttachmentType);
     Py_CLEAR(st->HandleType);
     Py_CLEAR(st->MessageType);
+    Py_CLEAR(st->MessageQueueBaseType);
+    Py_CLEAR(st->SemaphoreSetBaseType);
+    Py_CLEAR(st->SemaphoreBaseType);
     return 0;
 }
 

@@ -53,7 +53,7 @@ def _receive_flags(block: bool, truncate: bool, except_type: bool) -> int:
     return flags
 
 
-class MessageQueue(IPCObject):
+class MessageQueue(_c.MessageQueueBase, IPCObject):
     """A System V message queue.
 
     >>> q = MessageQueue()              # a new queue under a random key
@@ -92,25 +92,9 @@ class MessageQueue(IPCObject):
         self._init_handle(st.msg_perm.key, msqid, False, False)
         return self
 
-    # -- sending ------------------------------------------------------------
+    # send(), receive() and receive_into() are MessageQueueBase's, in C.
 
-    def send(
-        self,
-        data: ReadableBuffer,
-        type: int = 1,
-        *,
-        block: bool = True,
-        timeout: float | None = None,
-    ) -> None:
-        """Send ``data`` (bytes, bytearray, memoryview, a C-contiguous numpy
-        array: any bytes-like object) as a message of ``type`` (>= 1).
-
-        When the queue is full: wait (``block=True``), for at most
-        ``timeout`` seconds (then :class:`TimeoutError`), or raise
-        :class:`BlockingIOError` at once (``block=False``).  A message over
-        the kernel's ``msgmax`` is a :class:`ValueError`.
-        """
-        _c.msgsnd(self._check_open(), data, type, 0 if block else IPC_NOWAIT, timeout=timeout)
+    # -- asyncio ------------------------------------------------------------
 
     async def send_async(
         self, data: ReadableBuffer, type: int = 1, *, timeout: float | None = None
@@ -125,12 +109,22 @@ class MessageQueue(IPCObject):
         msqid = self._check_open()
         deadline = None if timeout is None else time.monotonic() + timeout
         pause = _SEND_POLL_MIN
+        checked = False
         while True:
             try:
                 _c.msgsnd(msqid, data, type, IPC_NOWAIT)
                 return
             except BlockingIOError:
                 pass
+            if not checked:  # as send() does, once the queue is found full
+                checked = True
+                size = memoryview(data).nbytes
+                qbytes = self.stat().msg_qbytes
+                if size > qbytes:
+                    raise ValueError(
+                        f"a message of {size} bytes can never fit in this queue "
+                        f"(msg_qbytes is {qbytes}): sending it would wait forever"
+                    )
             if deadline is not None:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -138,60 +132,6 @@ class MessageQueue(IPCObject):
                 pause = min(pause, remaining)
             await asyncio.sleep(pause)
             pause = min(pause * 2, _SEND_POLL_MAX)
-
-    # -- receiving ----------------------------------------------------------
-
-    def receive(
-        self,
-        type: int = 0,
-        *,
-        block: bool = True,
-        timeout: float | None = None,
-        max_size: int | None = None,
-        truncate: bool = False,
-        except_type: bool = False,
-    ) -> Message:
-        """Receive a message; return a :class:`Message` ``(data, type)``.
-
-        ``type`` 0: the first message; > 0: the first of that type; < 0: the
-        first of the lowest type <= ``abs(type)``.  ``except_type=True``: the
-        first whose type is not ``type`` (MSG_EXCEPT).
-
-        ``max_size`` (default: any size the kernel allows) bounds the
-        message; a longer one raises ``OSError(E2BIG)`` and stays queued,
-        unless ``truncate=True`` (MSG_NOERROR) cuts it to ``max_size``.
-
-        Without a message: wait (``block=True``), for at most ``timeout``
-        seconds (:class:`TimeoutError`), or raise :class:`BlockingIOError`.
-        """
-        return _c.msgrcv(
-            self._check_open(),
-            max_size,
-            type,
-            _receive_flags(block, truncate, except_type),
-            timeout=timeout,
-        )
-
-    def receive_into(
-        self,
-        buffer: WriteableBuffer,
-        type: int = 0,
-        *,
-        block: bool = True,
-        timeout: float | None = None,
-        truncate: bool = False,
-        except_type: bool = False,
-    ) -> tuple[int, int]:
-        """Receive a message into a writable ``buffer``; return
-        ``(nbytes, type)``.  The buffer's length is the largest message
-        accepted (see :meth:`receive` for the other arguments)."""
-        return _c.msgrcv_into(
-            self._check_open(),
-            buffer,
-            type,
-            _receive_flags(block, truncate, except_type),
-            timeout=timeout,
-        )
 
     async def receive_async(
         self,

@@ -29,6 +29,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from . import _sysvipc as _c_sem
 from . import lowlevel as ll
 from ._common import IPCObject, check_mode, get_or_create
 from ._structs import IpcPerm, Sem, SemidDs, SemInfo
@@ -217,7 +218,7 @@ class SemaphoreSetStat:
 # --------------------------------------------------------------------------
 
 
-class Semaphore:
+class Semaphore(_c_sem.SemaphoreBase):
     """One semaphore of a :class:`SemaphoreSet`, as returned by ``s[i]``.
 
     ``acquire`` subtracts, ``release`` adds, and ``with sem:`` is a lock
@@ -236,7 +237,9 @@ class Semaphore:
     open.  Equal semaphores are the same index of the same set.
     """
 
-    __slots__ = ("_set", "_index")
+    # _set and _index live in SemaphoreBase (C), as do acquire(), release()
+    # and the with-lock: the hot paths.
+    __slots__ = ()
 
     def __init__(self, semset: SemaphoreSet, index: int) -> None:
         """The same as ``semset[index]``."""
@@ -247,7 +250,8 @@ class Semaphore:
     @property
     def set(self) -> SemaphoreSet:
         """The set this semaphore belongs to."""
-        return self._set
+        semset: SemaphoreSet = self._set
+        return semset
 
     @property
     def index(self) -> int:
@@ -255,60 +259,6 @@ class Semaphore:
         return self._index
 
     # -- operations ---------------------------------------------------------
-
-    def acquire(
-        self,
-        n: int = 1,
-        *,
-        block: bool = True,
-        timeout: float | None = None,
-        undo: bool = False,
-    ) -> bool:
-        """Subtract ``n`` (1..32767), waiting while the value is below ``n``.
-
-        Returns True once done (like :meth:`threading.Lock.acquire`); never
-        returns False: ``block=False`` raises :class:`BlockingIOError` when
-        it would wait, and a ``timeout`` (seconds) that expires raises
-        :class:`TimeoutError`.  Removing the set wakes the wait with
-        :class:`~sysvipc.IdentifierRemovedError`.  ``undo=True`` adds
-        ``SEM_UNDO``: the kernel reverses the change when this process exits.
-
-        >>> from sysvipc._semaphore import SemaphoreSet
-        >>> s = SemaphoreSet(initial=1)
-        >>> s[0].acquire()
-        True
-        >>> s[0].acquire(block=False)
-        Traceback (most recent call last):
-          ...
-        BlockingIOError: [Errno 11] Resource temporarily unavailable (originated from semop)
-        >>> s.remove()
-        """
-        semid = self._set._check_open()
-        if type(n) is not int or not 0 < n <= SHORT_MAX:
-            n = _check_count(n)
-        flags = _block_flags(block, timeout, undo)
-        try:
-            _semop1(semid, self._index, -n, flags, timeout)
-        except OSError as exc:
-            self._set._translate(exc)
-            raise
-        return True
-
-    def release(self, n: int = 1, *, undo: bool = False) -> None:
-        """Add ``n`` (1..32767), waking waiters.  Never blocks.
-
-        A value that would pass SEMVMX (32767) raises :class:`ValueError`
-        and changes nothing.  ``undo=True`` pairs with ``acquire(undo=True)``
-        (the two adjustments cancel out).
-        """
-        semid = self._set._check_open()
-        if type(n) is not int or not 0 < n <= SHORT_MAX:
-            n = _check_count(n)
-        try:
-            _semop1(semid, self._index, n, SEM_UNDO if undo else 0)
-        except OSError as exc:
-            self._set._translate(exc)
-            raise
 
     def wait_zero(self, *, block: bool = True, timeout: float | None = None) -> bool:
         """Wait until the value is 0 (a ``sem_op`` of 0); return True.
@@ -324,14 +274,6 @@ class Semaphore:
             self._set._translate(exc)
             raise
         return True
-
-    def __enter__(self) -> Semaphore:
-        """Acquire 1 with ``SEM_UNDO``: a crash-safe lock."""
-        self.acquire(1, undo=True)
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.release(1, undo=True)
 
     # -- state --------------------------------------------------------------
 
@@ -402,7 +344,7 @@ class Semaphore:
 # --------------------------------------------------------------------------
 
 
-class SemaphoreSet(IPCObject):
+class SemaphoreSet(_c_sem.SemaphoreSetBase, IPCObject):
     """A System V semaphore set (``semget(2)``).
 
     - ``key=None``: a new set under a fresh random key; ``key=IPC_PRIVATE``

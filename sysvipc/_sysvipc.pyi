@@ -5,7 +5,7 @@ from os import PathLike
 from typing import Any, Final, final
 
 from _typeshed import ReadableBuffer, WriteableBuffer
-from typing_extensions import disjoint_base
+from typing_extensions import Self, disjoint_base
 
 IPC_CREAT: Final[int]
 IPC_EXCL: Final[int]
@@ -93,6 +93,70 @@ class Attachment:
     # checkers see a Buffer (stubtest allowlist: tests/stubtest-allowlist.txt).
     def __buffer__(self, flags: int, /) -> memoryview: ...
     def __release_buffer__(self, buffer: memoryview, /) -> None: ...
+
+@disjoint_base
+class MessageQueueBase:
+    """Base of sysvipc.MessageQueue: its hot paths in C."""
+
+    _id: int
+    _closed: bool
+    def send(
+        self,
+        /,
+        data: ReadableBuffer,
+        type: int = 1,
+        *,
+        block: bool = True,
+        timeout: float | None = None,
+    ) -> None: ...
+    def receive(
+        self,
+        /,
+        type: int = 0,
+        *,
+        block: bool = True,
+        timeout: float | None = None,
+        max_size: int | None = None,
+        truncate: bool = False,
+        except_type: bool = False,
+    ) -> Message: ...
+    def receive_into(
+        self,
+        /,
+        buffer: WriteableBuffer,
+        type: int = 0,
+        *,
+        block: bool = True,
+        timeout: float | None = None,
+        truncate: bool = False,
+        except_type: bool = False,
+    ) -> tuple[int, int]: ...
+
+@disjoint_base
+class SemaphoreSetBase:
+    """Base of sysvipc.SemaphoreSet: the id and closed flag."""
+
+    _id: int
+    _closed: bool
+
+@disjoint_base
+class SemaphoreBase:
+    """Base of sysvipc.Semaphore: acquire, release and the with-lock in C."""
+
+    _set: Any
+    _index: int
+    def acquire(
+        self,
+        /,
+        n: int = 1,
+        *,
+        block: bool = True,
+        timeout: float | None = None,
+        undo: bool = False,
+    ) -> bool: ...
+    def release(self, /, n: int = 1, *, undo: bool = False) -> None: ...
+    def __enter__(self) -> Self: ...
+    def __exit__(self, *args: object) -> None: ...
 
 @disjoint_base
 class SharedMemoryBase:
