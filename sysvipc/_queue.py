@@ -23,7 +23,7 @@ from ._sysvipc import (
 )
 
 if TYPE_CHECKING:
-    from _typeshed import ReadableBuffer, WriteableBuffer
+    from _typeshed import ReadableBuffer
 
 __all__ = ["MessageQueue", "Message"]
 

@@ -2,10 +2,10 @@
 
 from collections.abc import Sequence
 from os import PathLike
-from typing import Any, Final, final
+from typing import Any, Final, Self, final
 
 from _typeshed import ReadableBuffer, WriteableBuffer
-from typing_extensions import Self, disjoint_base
+from typing_extensions import disjoint_base
 
 IPC_CREAT: Final[int]
 IPC_EXCL: Final[int]

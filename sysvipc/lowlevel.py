@@ -139,6 +139,7 @@ __all__ = [
     "SHM_UNLOCK",
     "SHM_W",
     "SHMLBA",
+    "WAKEUP_SIGNAL",
     "Attachment",
     "IdentifierRemovedError",
     "Message",
