@@ -258,7 +258,10 @@ def _requeue_if_taken(msqid: int) -> Any:
         if message is not None:  # taken by the waiter after cancellation
             try:
                 _c.msgsnd(msqid, message.data, message.type, IPC_NOWAIT)
-            except OSError:
-                _c.msgsnd(msqid, message.data, message.type, timeout=5.0)
+            except BlockingIOError:
+                # The queue is full: wait for room as long as it takes, in a
+                # worker (this callback may run on the event loop's thread).
+                # Giving up would lose the message.
+                _waiter_pool().submit(_c.msgsnd, msqid, message.data, message.type)
 
     return callback
