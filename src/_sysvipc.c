@@ -436,7 +436,7 @@ parse_timeout(PyObject *obj, int *has_deadline, int64_t *deadline)
 /*
  * The kernel has no timed msgsnd/msgrcv.  A timed call blocks in the plain
  * syscall and a POSIX timer, aimed at the calling thread alone, sends it a
- * real-time signal at the deadline (and every millisecond after, in case
+ * real-time signal at the deadline (and every 100 µs after, in case
  * the first one landed just before the syscall began).  The signal's
  * handler does nothing: its only effect is the EINTR that ends the wait.
  * Waiting costs no CPU and a message is delivered the moment it arrives.
@@ -515,7 +515,9 @@ waker_start(waker *w, int64_t deadline)
         its.it_value.tv_nsec = 1; // zero would disarm the timer
     }
     its.it_interval.tv_sec = 0;
-    its.it_interval.tv_nsec = 1000000;
+    // Repeats only matter when the first signal landed before the syscall
+    // began: they bound how late such a wait ends.
+    its.it_interval.tv_nsec = 100000;
     if (timer_settime(w->timer, TIMER_ABSTIME, &its, NULL) < 0) {
         timer_delete(w->timer);
         return -1;
@@ -1303,7 +1305,8 @@ PyDoc_STRVAR(
     "Receive a message of at most max_size bytes (None: any size the kernel\n"
     "allows, without allocating that much up front) (msgrcv(2)); return a\n"
     "Message (data, type).  type 0: the first message; >0: the first of that\n"
-    "type; <0: the first of the lowest type <= |type|.  flags: IPC_NOWAIT,\n"
+    "type; <0: the first of the lowest type <= abs(type).  flags: "
+    "IPC_NOWAIT,\n"
     "MSG_NOERROR (truncate), MSG_EXCEPT, MSG_COPY (read the message at index\n"
     "`type` without removing it; implies IPC_NOWAIT).");
 
