@@ -1131,13 +1131,52 @@ sysvipc_msgsnd(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
 }
 
 /*
+ * Whether to try a call without waiting first, with the GIL held.  That
+ * saves a GIL round trip when the call need not wait, and wastes a syscall
+ * when it must (ping-pong).  A handle learns which: after a first try that
+ * would have blocked, the next 1, 3, 7 ... 63 calls skip it; a first try
+ * that succeeds resets the count.  A hint, so races on it are harmless.
+ */
+typedef struct {
+    unsigned char skip;
+    unsigned char misses;
+} fast_hint;
+
+static inline int
+fast_hint_try(fast_hint *h)
+{
+    if (h != NULL && h->skip > 0) {
+        h->skip--;
+        return 0;
+    }
+    return 1;
+}
+
+static inline void
+fast_hint_result(fast_hint *h, int would_block)
+{
+    if (h == NULL) {
+        return;
+    }
+    if (would_block) {
+        if (h->misses < 6) {
+            h->misses++;
+        }
+        h->skip = (unsigned char)((1u << h->misses) - 1);
+    }
+    else {
+        h->misses = 0;
+    }
+}
+
+/*
  * The receive loop shared by msgrcv and msgrcv_into: receive into `buf`
  * (capacity `cap`), with the timeout logic of msgsnd.  Returns the payload
  * length or -1 with *err set (0 in *err means a Python exception is set).
  */
 static Py_ssize_t
 receive_loop(int msqid, void *buf, size_t cap, long mtype, int flags,
-             int has_deadline, int64_t deadline, int *err)
+             int has_deadline, int64_t deadline, fast_hint *hint, int *err)
 {
     ssize_t n;
     int e = 0;
@@ -1146,7 +1185,10 @@ receive_loop(int msqid, void *buf, size_t cap, long mtype, int flags,
     int64_t poll_ns = POLL_MIN_NS;
     int timed = has_deadline && !(flags & IPC_NOWAIT);
     int callflags = timed ? (flags | IPC_NOWAIT) : flags;
-    int fast = cap < GIL_RELEASE_COPY_SIZE;
+    // A non-blocking call is always made with the GIL held; only calls
+    // that may wait consult (and teach) the hint.
+    int nowait = (flags & IPC_NOWAIT) != 0;
+    int fast = cap < GIL_RELEASE_COPY_SIZE && (nowait || fast_hint_try(hint));
     for (;;) {
         int was_fast = fast;
         if (fast) {
@@ -1154,6 +1196,9 @@ receive_loop(int msqid, void *buf, size_t cap, long mtype, int flags,
             fast = 0;
             n = msgrcv(msqid, buf, cap, mtype, flags | IPC_NOWAIT);
             e = errno;
+            if (!nowait) {
+                fast_hint_result(hint, n < 0 && e == ENOMSG);
+            }
         }
         else {
             Py_BEGIN_ALLOW_THREADS
@@ -1236,7 +1281,7 @@ current_msgmax(void)
  */
 static Py_ssize_t
 receive_message(module_state *st, int msqid, size_t max_size, long mtype,
-                int flags, int has_deadline, int64_t deadline,
+                fast_hint *hint, int flags, int has_deadline, int64_t deadline,
                 stack_msgbuf *stackbuf, stack_msgbuf **out)
 {
     int err = 0;
@@ -1244,11 +1289,12 @@ receive_message(module_state *st, int msqid, size_t max_size, long mtype,
     *out = stackbuf;
     if (max_size <= STACK_MSG_SIZE) {
         n = receive_loop(msqid, stackbuf, max_size, mtype, flags, has_deadline,
-                         deadline, &err);
+                         deadline, hint, &err);
     }
     else {
         n = receive_loop(msqid, stackbuf, STACK_MSG_SIZE, mtype,
-                         flags & ~MSG_NOERROR, has_deadline, deadline, &err);
+                         flags & ~MSG_NOERROR, has_deadline, deadline, hint,
+                         &err);
         size_t cap = max_size;
         if (max_size == ANY_SIZE && n < 0 && err == E2BIG) {
             flags &= ~MSG_NOERROR; // any size fits: never truncate
@@ -1264,7 +1310,7 @@ receive_message(module_state *st, int msqid, size_t max_size, long mtype,
                 return -1;
             }
             n = receive_loop(msqid, heap, cap, mtype, flags, has_deadline,
-                             deadline, &err);
+                             deadline, NULL, &err);
             if (n >= 0) {
                 *out = heap;
                 break;
@@ -1312,13 +1358,13 @@ PyDoc_STRVAR(
 
 static PyObject *
 msgrcv_impl(module_state *st, int msqid, size_t max_size, long mtype,
-            int flags, int has_deadline, int64_t deadline)
+            fast_hint *hint, int flags, int has_deadline, int64_t deadline)
 {
     if (flags & MSG_COPY) {
         flags |= IPC_NOWAIT; // the kernel requires it
     }
     stack_msgbuf stackbuf, *msg;
-    Py_ssize_t n = receive_message(st, msqid, max_size, mtype, flags,
+    Py_ssize_t n = receive_message(st, msqid, max_size, mtype, hint, flags,
                                    has_deadline, deadline, &stackbuf, &msg);
     if (n < 0) {
         return NULL;
@@ -1356,7 +1402,7 @@ sysvipc_msgrcv(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
         parse_timeout(a[4], &has_deadline, &deadline) < 0) {
         return NULL;
     }
-    return msgrcv_impl(st, msqid, (size_t)max_size, (long)mtype, flags,
+    return msgrcv_impl(st, msqid, (size_t)max_size, (long)mtype, NULL, flags,
                        has_deadline, deadline);
 }
 
@@ -1369,8 +1415,8 @@ PyDoc_STRVAR(
 
 static PyObject *
 msgrcv_into_impl(module_state *st, int msqid, PyObject *buffer, long mtype,
-                 int flags, int has_deadline, int64_t deadline,
-                 const char *fname)
+                 fast_hint *hint, int flags, int has_deadline,
+                 int64_t deadline, const char *fname)
 {
     if (flags & MSG_COPY) {
         flags |= IPC_NOWAIT;
@@ -1380,8 +1426,9 @@ msgrcv_into_impl(module_state *st, int msqid, PyObject *buffer, long mtype,
         return NULL;
     }
     stack_msgbuf stackbuf, *msg;
-    Py_ssize_t n = receive_message(st, msqid, (size_t)view.len, mtype, flags,
-                                   has_deadline, deadline, &stackbuf, &msg);
+    Py_ssize_t n =
+        receive_message(st, msqid, (size_t)view.len, mtype, hint, flags,
+                        has_deadline, deadline, &stackbuf, &msg);
     long got_type = 0;
     if (n >= 0) {
         got_type = msg->mtype;
@@ -1427,8 +1474,8 @@ sysvipc_msgrcv_into(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
         parse_timeout(a[4], &has_deadline, &deadline) < 0) {
         return NULL;
     }
-    return msgrcv_into_impl(st, msqid, a[1], (long)mtype, flags, has_deadline,
-                            deadline, "msgrcv_into");
+    return msgrcv_into_impl(st, msqid, a[1], (long)mtype, NULL, flags,
+                            has_deadline, deadline, "msgrcv_into");
 }
 
 PyDoc_STRVAR(
@@ -1593,11 +1640,19 @@ error:
  */
 static int
 semop_core(int semid, struct sembuf *ops, size_t nops, int has_deadline,
-           int64_t deadline, int *err_out)
+           int64_t deadline, fast_hint *hint, int *err_out)
 {
     int rc, err;
     *err_out = 0;
-    if (nops <= STACK_SEMOPS) {
+    // Only an operation that may wait (sem_op <= 0 without IPC_NOWAIT)
+    // consults the hint: anything else never blocks.
+    int may_wait = 0;
+    for (size_t i = 0; i < nops; i++) {
+        if (ops[i].sem_op <= 0 && !(ops[i].sem_flg & IPC_NOWAIT)) {
+            may_wait = 1;
+        }
+    }
+    if (nops <= STACK_SEMOPS && (!may_wait || fast_hint_try(hint))) {
         // Try without waiting, GIL held: an uncontended acquire or release
         // never pays for a GIL round trip.  Success means exactly what it
         // would have meant without IPC_NOWAIT; EAGAIN leads to the real call.
@@ -1607,10 +1662,13 @@ semop_core(int semid, struct sembuf *ops, size_t nops, int has_deadline,
             nowait[i].sem_flg |= IPC_NOWAIT;
         }
         rc = semop(semid, nowait, nops);
+        err = errno;
+        if (may_wait) {
+            fast_hint_result(hint, rc < 0 && err == EAGAIN);
+        }
         if (rc == 0) {
             return 0;
         }
-        err = errno;
         if (err != EAGAIN) {
             *err_out = err;
             return -1;
@@ -1660,7 +1718,8 @@ run_semop(module_state *st, int semid, struct sembuf *ops, size_t nops,
           int has_deadline, int64_t deadline)
 {
     int err;
-    if (semop_core(semid, ops, nops, has_deadline, deadline, &err) == 0) {
+    if (semop_core(semid, ops, nops, has_deadline, deadline, NULL, &err) ==
+        0) {
         return 0;
     }
     if (err != 0) {
@@ -1999,6 +2058,7 @@ typedef struct {
     PyObject_HEAD
     int id;
     char closed;
+    fast_hint hint; // see fast_hint_try
 } HandleCore;
 
 static PyObject *
@@ -2138,8 +2198,8 @@ mq_receive(HandleCore *self, PyObject *const *args, Py_ssize_t nargs,
     if (st == NULL) {
         return NULL;
     }
-    return msgrcv_impl(st, self->id, (size_t)max_size, (long)mtype, flags,
-                       has_deadline, deadline);
+    return msgrcv_impl(st, self->id, (size_t)max_size, (long)mtype,
+                       &self->hint, flags, has_deadline, deadline);
 }
 
 PyDoc_STRVAR(
@@ -2177,8 +2237,8 @@ mq_receive_into(HandleCore *self, PyObject *const *args, Py_ssize_t nargs,
     if (st == NULL) {
         return NULL;
     }
-    return msgrcv_into_impl(st, self->id, a[0], (long)mtype, flags,
-                            has_deadline, deadline, "receive_into");
+    return msgrcv_into_impl(st, self->id, a[0], (long)mtype, &self->hint,
+                            flags, has_deadline, deadline, "receive_into");
 }
 
 static PyMethodDef mq_methods[] = {
@@ -2289,7 +2349,8 @@ sem_core_op(SemaphoreCore *self, module_state *st, int semid, int delta,
     struct sembuf op = {(unsigned short)self->index, (short)delta,
                         (short)flags};
     int err;
-    if (semop_core(semid, &op, 1, has_deadline, deadline, &err) == 0) {
+    fast_hint *hint = &((HandleCore *)self->set)->hint;
+    if (semop_core(semid, &op, 1, has_deadline, deadline, hint, &err) == 0) {
         return 0;
     }
     if (err == EINVAL) {
