@@ -282,3 +282,10 @@ def test_demo_removes_everything_on_ctrl_c() -> None:
             proc.wait()
     assert "removed everything it created" in out, out + err
     assert existing_ids() == before
+
+
+def test_console_script_is_installed() -> None:
+    from importlib.metadata import entry_points
+
+    scripts = {ep.name: ep.value for ep in entry_points(group="console_scripts")}
+    assert scripts.get("sysvipc") == "sysvipc._cli:main"
