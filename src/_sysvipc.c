@@ -1019,8 +1019,10 @@ msgsnd_impl(module_state *st, int msqid, PyObject *data, long mtype, int flags,
         callflags |= IPC_NOWAIT; // first try without waiting at all
     }
     int fast = 1;
+    int attempts = 0;
     for (;;) {
         int was_fast = fast;
+        attempts++;
         if (fast && len < GIL_RELEASE_COPY_SIZE) {
             // First try without waiting.  A small message goes with the GIL
             // held: releasing and re-taking it costs more than the call.
@@ -1097,6 +1099,9 @@ msgsnd_impl(module_state *st, int msqid, PyObject *data, long mtype, int flags,
         return NULL;
     }
     if (rc < 0) {
+        if (err == EINVAL && attempts > 1) {
+            err = EIDRM; // valid at the first try: removed since
+        }
         if (err == EINVAL && message_too_long(len)) {
             return NULL;
         }
@@ -1189,8 +1194,10 @@ receive_loop(int msqid, void *buf, size_t cap, long mtype, int flags,
     // that may wait consult (and teach) the hint.
     int nowait = (flags & IPC_NOWAIT) != 0;
     int fast = cap < GIL_RELEASE_COPY_SIZE && (nowait || fast_hint_try(hint));
+    int attempts = 0;
     for (;;) {
         int was_fast = fast;
+        attempts++;
         if (fast) {
             // As in msgsnd: no GIL round trip for a call that need not wait.
             fast = 0;
@@ -1252,7 +1259,9 @@ receive_loop(int msqid, void *buf, size_t cap, long mtype, int flags,
     }
     waker_stop(&w);
     if (n < 0) {
-        *err = e;
+        // EINVAL on a retry: the id was valid at the first try, so the
+        // queue was removed in between (e.g. while a signal handler ran).
+        *err = (e == EINVAL && attempts > 1) ? EIDRM : e;
         return -1;
     }
     return (Py_ssize_t)n;
@@ -1674,7 +1683,9 @@ semop_core(int semid, struct sembuf *ops, size_t nops, int has_deadline,
             return -1;
         }
     }
+    int attempts = 0;
     for (;;) {
+        attempts++;
         if (has_deadline) {
             int64_t remaining = deadline - monotonic_ns();
             if (remaining < 0) {
@@ -1708,6 +1719,9 @@ semop_core(int semid, struct sembuf *ops, size_t nops, int has_deadline,
         if (monotonic_ns() >= deadline) {
             err = ETIMEDOUT;
         }
+    }
+    if (err == EINVAL && attempts > 1) {
+        err = EIDRM; // valid at the first try: removed since
     }
     *err_out = err;
     return -1;
@@ -2087,6 +2101,48 @@ static PyMemberDef handle_core_members[] = {
     {NULL, 0, 0, 0, NULL},
 };
 
+/*
+ * For a class method whose arguments were all checked, EINVAL can only mean
+ * that the id names nothing any more: say "removed", as a wait that the
+ * removal interrupted does (EIDRM).  Passes result through.
+ */
+static PyObject *
+removed_if_invalid(module_state *st, PyObject *result)
+{
+    if (result != NULL || !PyErr_ExceptionMatches(PyExc_OSError)) {
+        return result;
+    }
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    PyObject *code = value ? PyObject_GetAttrString(value, "errno") : NULL;
+    long err = code != NULL && PyLong_Check(code) ? PyLong_AsLong(code) : -1;
+    Py_XDECREF(code);
+    if (err != EINVAL) {
+        PyErr_Clear();
+        PyErr_Restore(type, value, tb);
+        return NULL;
+    }
+    PyObject *text = PyObject_GetAttrString(value, "strerror");
+    const char *s =
+        text != NULL && PyUnicode_Check(text) ? PyUnicode_AsUTF8(text) : NULL;
+    const char *origin = s != NULL ? strstr(s, "(originated from ") : NULL;
+    PyErr_Clear();
+    PyObject *exc_args = Py_BuildValue(
+        "(iN)", EIDRM,
+        origin != NULL ? PyUnicode_FromFormat("Identifier removed %s", origin)
+                       : PyUnicode_FromString("Identifier removed"));
+    Py_XDECREF(text);
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(tb);
+    if (exc_args != NULL) {
+        PyErr_SetObject(st->IdentifierRemovedError, exc_args);
+        Py_DECREF(exc_args);
+    }
+    return NULL;
+}
+
 static PyObject *
 closed_error(const char *kind)
 {
@@ -2135,8 +2191,9 @@ mq_send(HandleCore *self, PyObject *const *args, Py_ssize_t nargs,
     if (st == NULL) {
         return NULL;
     }
-    return msgsnd_impl(st, self->id, a[0], (long)mtype, block ? 0 : IPC_NOWAIT,
-                       has_deadline, deadline);
+    return removed_if_invalid(st, msgsnd_impl(st, self->id, a[0], (long)mtype,
+                                              block ? 0 : IPC_NOWAIT,
+                                              has_deadline, deadline));
 }
 
 static int
@@ -2198,8 +2255,9 @@ mq_receive(HandleCore *self, PyObject *const *args, Py_ssize_t nargs,
     if (st == NULL) {
         return NULL;
     }
-    return msgrcv_impl(st, self->id, (size_t)max_size, (long)mtype,
-                       &self->hint, flags, has_deadline, deadline);
+    return removed_if_invalid(st, msgrcv_impl(st, self->id, (size_t)max_size,
+                                              (long)mtype, &self->hint, flags,
+                                              has_deadline, deadline));
 }
 
 PyDoc_STRVAR(
@@ -2237,8 +2295,9 @@ mq_receive_into(HandleCore *self, PyObject *const *args, Py_ssize_t nargs,
     if (st == NULL) {
         return NULL;
     }
-    return msgrcv_into_impl(st, self->id, a[0], (long)mtype, &self->hint,
-                            flags, has_deadline, deadline, "receive_into");
+    return removed_if_invalid(
+        st, msgrcv_into_impl(st, self->id, a[0], (long)mtype, &self->hint,
+                             flags, has_deadline, deadline, "receive_into"));
 }
 
 static PyMethodDef mq_methods[] = {

@@ -26,14 +26,19 @@ def test_stubtest_passes(tmp_path: Path) -> None:
         # Entries for one Python version only (__buffer__ exists from 3.12)
         # are unused on the others.
         command += ["--allowlist", str(ALLOWLIST), "--ignore-unused-allowlist"]
+    env = {**os.environ, "MYPY_CACHE_DIR": str(tmp_path / "mypy-cache")}
+    if package_parent.name == "site-packages":
+        # An installed package: mypy finds it (py.typed) from anywhere, and
+        # must not run inside site-packages, whose modules would shadow the
+        # libraries it checks against.
+        cwd = tmp_path
+    else:
+        cwd = package_parent
+        env["PYTHONPATH"] = str(package_parent)
     proc = subprocess.run(
         command,
-        cwd=package_parent,
-        env={
-            **os.environ,
-            "PYTHONPATH": str(package_parent),
-            "MYPY_CACHE_DIR": str(tmp_path / "mypy-cache"),
-        },
+        cwd=cwd,
+        env=env,
         capture_output=True,
         text=True,
         timeout=300,

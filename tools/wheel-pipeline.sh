@@ -24,9 +24,11 @@ echo "== sdist, then a wheel built from the sdist"
     { cat "$work/build.log"; exit 1; }
 sdist=$(ls "$work"/dist/*.tar.gz)
 raw=$(ls "$work"/dist/*.whl)
-tar -tzf "$sdist" | grep -q "src/_sysvipc.c" || { echo "sdist lacks the C source"; exit 1; }
-tar -tzf "$sdist" | grep -q "sysvipc/_sysvipc.pyi" || { echo "sdist lacks the stubs"; exit 1; }
-tar -tzf "$sdist" | grep -q "tests/conftest.py" || { echo "sdist lacks the tests"; exit 1; }
+# (a listing in a file: `tar | grep -q` dies of SIGPIPE under pipefail)
+tar -tzf "$sdist" >"$work/sdist.txt"
+grep -q "src/_sysvipc.c$" "$work/sdist.txt" || { echo "sdist lacks the C source"; exit 1; }
+grep -q "sysvipc/_sysvipc.pyi$" "$work/sdist.txt" || { echo "sdist lacks the stubs"; exit 1; }
+grep -q "tests/conftest.py$" "$work/sdist.txt" || { echo "sdist lacks the tests"; exit 1; }
 
 echo "== auditwheel repair"
 mkdir -p "$root/wheelhouse"
@@ -36,7 +38,8 @@ case "$wheel" in
     *manylinux*) ;;
     *) echo "not a manylinux wheel: $wheel"; exit 1 ;;
 esac
-auditwheel show "$wheel" | head -n 3
+auditwheel show "$wheel" >"$work/show.txt"
+head -n 3 "$work/show.txt"
 twine check --strict "$sdist" "$wheel"
 cp "$sdist" "$wheel" "$root/wheelhouse/"
 
