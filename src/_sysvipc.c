@@ -3498,83 +3498,68 @@ static PyMethodDef sysvipc_methods[] = {
 };
 
 /* The module's integer constants; the #ifdefs keep old headers building. */
+#define CONSTANT(name) {#name, (long)(name)}
 static const struct {
     const char *name;
     long value;
 } int_constants[] = {
-    {"IPC_CREAT", (long)(IPC_CREAT)},
-    {"IPC_EXCL", (long)(IPC_EXCL)},
-    {"IPC_NOWAIT", (long)(IPC_NOWAIT)},
-    {"IPC_PRIVATE", (long)(IPC_PRIVATE)},
-    {"IPC_RMID", (long)(IPC_RMID)},
-    {"IPC_SET", (long)(IPC_SET)},
-    {"IPC_STAT", (long)(IPC_STAT)},
+    CONSTANT(IPC_CREAT),    CONSTANT(IPC_EXCL),      CONSTANT(IPC_NOWAIT),
+    CONSTANT(IPC_PRIVATE),  CONSTANT(IPC_RMID),      CONSTANT(IPC_SET),
+    CONSTANT(IPC_STAT),
 #ifdef IPC_INFO
-    {"IPC_INFO", (long)(IPC_INFO)},
+    CONSTANT(IPC_INFO),
 #endif
-    {"MSG_NOERROR", (long)(MSG_NOERROR)},
+    CONSTANT(MSG_NOERROR),
 #ifdef MSG_EXCEPT
-    {"MSG_EXCEPT", (long)(MSG_EXCEPT)},
+    CONSTANT(MSG_EXCEPT),
 #endif
 #ifdef MSG_COPY
-    {"MSG_COPY", (long)(MSG_COPY)},
+    CONSTANT(MSG_COPY),
 #endif
 #ifdef MSG_STAT
-    {"MSG_STAT", (long)(MSG_STAT)},
+    CONSTANT(MSG_STAT),
 #endif
 #ifdef MSG_INFO
-    {"MSG_INFO", (long)(MSG_INFO)},
+    CONSTANT(MSG_INFO),
 #endif
 #ifdef MSG_STAT_ANY
-    {"MSG_STAT_ANY", (long)(MSG_STAT_ANY)},
+    CONSTANT(MSG_STAT_ANY),
 #endif
-    {"SEM_UNDO", (long)(SEM_UNDO)},
-    {"GETPID", (long)(GETPID)},
-    {"GETVAL", (long)(GETVAL)},
-    {"GETALL", (long)(GETALL)},
-    {"GETNCNT", (long)(GETNCNT)},
-    {"GETZCNT", (long)(GETZCNT)},
-    {"SETVAL", (long)(SETVAL)},
-    {"SETALL", (long)(SETALL)},
+    CONSTANT(SEM_UNDO),     CONSTANT(GETPID),        CONSTANT(GETVAL),
+    CONSTANT(GETALL),       CONSTANT(GETNCNT),       CONSTANT(GETZCNT),
+    CONSTANT(SETVAL),       CONSTANT(SETALL),
 #ifdef SEM_STAT
-    {"SEM_STAT", (long)(SEM_STAT)},
+    CONSTANT(SEM_STAT),
 #endif
 #ifdef SEM_INFO
-    {"SEM_INFO", (long)(SEM_INFO)},
+    CONSTANT(SEM_INFO),
 #endif
 #ifdef SEM_STAT_ANY
-    {"SEM_STAT_ANY", (long)(SEM_STAT_ANY)},
+    CONSTANT(SEM_STAT_ANY),
 #endif
-    {"SEMVMX", (long)(SEMVMX)},
-    {"SHM_RDONLY", (long)(SHM_RDONLY)},
-    {"SHM_RND", (long)(SHM_RND)},
-    {"SHM_REMAP", (long)(SHM_REMAP)},
-    {"SHM_EXEC", (long)(SHM_EXEC)},
-    {"SHM_LOCK", (long)(SHM_LOCK)},
-    {"SHM_UNLOCK", (long)(SHM_UNLOCK)},
+    CONSTANT(SEMVMX),       CONSTANT(SHM_RDONLY),    CONSTANT(SHM_RND),
+    CONSTANT(SHM_REMAP),    CONSTANT(SHM_EXEC),      CONSTANT(SHM_LOCK),
+    CONSTANT(SHM_UNLOCK),
 #ifdef SHM_STAT
-    {"SHM_STAT", (long)(SHM_STAT)},
+    CONSTANT(SHM_STAT),
 #endif
 #ifdef SHM_INFO
-    {"SHM_INFO", (long)(SHM_INFO)},
+    CONSTANT(SHM_INFO),
 #endif
 #ifdef SHM_STAT_ANY
-    {"SHM_STAT_ANY", (long)(SHM_STAT_ANY)},
+    CONSTANT(SHM_STAT_ANY),
 #endif
 #ifdef SHM_DEST
-    {"SHM_DEST", (long)(SHM_DEST)},
+    CONSTANT(SHM_DEST),
 #endif
 #ifdef SHM_LOCKED
-    {"SHM_LOCKED", (long)(SHM_LOCKED)},
+    CONSTANT(SHM_LOCKED),
 #endif
-    {"SHM_HUGETLB", (long)(SHM_HUGETLB)},
-    {"SHM_NORESERVE", (long)(SHM_NORESERVE)},
-    {"SHM_HUGE_SHIFT", (long)(SHM_HUGE_SHIFT)},
-    {"SHM_HUGE_2MB", (long)(SHM_HUGE_2MB)},
-    {"SHM_HUGE_1GB", (long)(SHM_HUGE_1GB)},
-    {"SHM_R", (long)(SHM_R)},
-    {"SHM_W", (long)(SHM_W)},
+    CONSTANT(SHM_HUGETLB),  CONSTANT(SHM_NORESERVE), CONSTANT(SHM_HUGE_SHIFT),
+    CONSTANT(SHM_HUGE_2MB), CONSTANT(SHM_HUGE_1GB),  CONSTANT(SHM_R),
+    CONSTANT(SHM_W),
 };
+#undef CONSTANT
 
 static int
 add_int_constants(PyObject *m)
