@@ -243,6 +243,8 @@ class Semaphore(_c_sem.SemaphoreBase):
 
     def __init__(self, semset: SemaphoreSet, index: int) -> None:
         """The same as ``semset[index]``."""
+        if not isinstance(semset, SemaphoreSet):
+            raise TypeError(f"Semaphore needs a SemaphoreSet, not {type(semset).__name__}")
         semset._check_open()
         self._set = semset
         self._index = semset._index_of(index)

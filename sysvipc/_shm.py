@@ -218,6 +218,10 @@ class SharedMemory(SharedMemoryBase, IPCObject):
         offset = operator.index(offset)
         if not 0 <= offset <= self._size:
             raise ValueError(f"offset {offset} is outside the {self._size}-byte segment")
+        if dt.hasobject:
+            # Object fields would read segment bytes as PyObject pointers:
+            # whoever can write the segment could crash this process.
+            raise TypeError(f"dtype {dt} holds Python objects, which cannot live in shared memory")
         if dt.itemsize == 0:
             raise ValueError(f"dtype {dt} has no size")
         if shape is None:

@@ -31,7 +31,10 @@ def to_datetime(timestamp: int) -> datetime.datetime | None:
     """Convert a structure's time field to an aware UTC datetime; 0 is None."""
     if timestamp == 0:
         return None
-    return datetime.datetime.fromtimestamp(timestamp, tz=datetime.UTC)
+    try:
+        return datetime.datetime.fromtimestamp(timestamp, tz=datetime.UTC)
+    except (OverflowError, OSError) as e:
+        raise ValueError(f"timestamp {timestamp!r} is out of range: {e}") from None
 
 
 @dataclass(frozen=True, slots=True)
