@@ -11,7 +11,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 "$python" -m venv "$work/venv"
-"$work/venv/bin/pip" install -q 'setuptools>=77' pytest pytest-timeout numpy mypy
+"$work/venv/bin/pip" install -q 'setuptools>=77' pytest pytest-timeout hypothesis numpy mypy sysv_ipc
 
 flags="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -g -O1"
 (cd "$root" && CFLAGS="$flags" LDFLAGS="$flags" "$work/venv/bin/python" setup.py -q build_ext \
@@ -19,7 +19,8 @@ flags="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-po
 
 # A copy of the package with the sanitized extension, tested from there.
 mkdir "$work/run"
-cp -r "$root/sysvipc" "$root/tests" "$root/docs" "$root/README.md" "$work/run/"
+cp -r "$root/sysvipc" "$root/tests" "$root/docs" "$root/benchmarks" "$root/README.md" \
+    "$root/pyproject.toml" "$work/run/"
 rm -f "$work"/run/sysvipc/_sysvipc*.so
 cp "$work"/lib/sysvipc/_sysvipc*.so "$work/run/sysvipc/"
 cd "$work/run"
