@@ -167,7 +167,7 @@ def _info_rows() -> dict[str, list[str]]:
 def ev(snippet: str, **names: Any) -> Any:
     """Evaluate one of the document's expressions with the given names."""
     code = compile(snippet, str(DOC), "eval")
-    return eval(code, {"ll": ll, "sysvipc": sysvipc, **names})  # noqa: S307
+    return eval(code, {"ll": ll, "sysvipc": sysvipc, **names})
 
 
 def proc(kind: str, ident: int) -> dict[str, str]:
@@ -495,7 +495,7 @@ def _semrm(ipc: Tracker, snip: str, tmp_path: Path) -> None:
     def waiter() -> None:
         try:
             ll.semop1(semid, 0, -1, 0, 10.0)
-        except BaseException as e:  # noqa: BLE001 - reported below
+        except BaseException as e:
             errors.append(e)
 
     t = threading.Thread(target=waiter)
@@ -886,8 +886,10 @@ def _check_msqid_ds(fld: str, snippets: list[str], o: Objects, ipc: Tracker) -> 
         # Done by another process: its pid, in both places.
         action = "ll.msgsnd(q, b'x', 3)" if fld == "msg_lspid" else "ll.msgrcv(q, type=2)"
         pid = int(
-            child(f"import os\nfrom sysvipc import lowlevel as ll\nq = {o.q}\n{action}\n"
-                  "print(os.getpid())\n")
+            child(
+                f"import os\nfrom sysvipc import lowlevel as ll\nq = {o.q}\n{action}\n"
+                "print(os.getpid())\n"
+            )
         )
         assert pid != os.getpid()
         assert ev(snippet, **o.names) == int(proc("msg", o.q)[fld[4:]]) == pid
@@ -924,7 +926,7 @@ def _catching(
     def run() -> None:
         try:
             fn(*args)
-        except BaseException as e:  # noqa: BLE001 - reported by the test
+        except BaseException as e:
             errors.append(e)
 
     return run
@@ -942,8 +944,10 @@ def _check_sem(fld: str, snippets: list[str], o: Objects) -> None:
         elif fld == "sempid":
             assert value == os.getpid()
             pid = int(
-                child(f"import os\nfrom sysvipc import lowlevel as ll\n"
-                      f"ll.semop({s}, [({i}, 1)])\nprint(os.getpid())\n")
+                child(
+                    f"import os\nfrom sysvipc import lowlevel as ll\n"
+                    f"ll.semop({s}, [({i}, 1)])\nprint(os.getpid())\n"
+                )
             )
             assert ev(snippet, **o.names) == pid != os.getpid()
             assert ll.semctl(s, 0, ll.GETPID) == os.getpid()  # others untouched
@@ -954,7 +958,7 @@ def _check_sem(fld: str, snippets: list[str], o: Objects) -> None:
             t = threading.Thread(target=_catching(errors, ll.semop1, s, i, -2, 0, 10.0))
             t.start()
             try:
-                assert wait_until(lambda: ev(snippet, **o.names) == 1)
+                assert wait_until(lambda snippet=snippet: ev(snippet, **o.names) == 1)
                 assert ll.semctl(s, 0, ll.GETNCNT) == ll.semctl(s, i, ll.GETZCNT) == 0
             finally:
                 ll.semop(s, [(i, 2)])  # 1 + 2 - 2: the waiter gets through
@@ -967,7 +971,7 @@ def _check_sem(fld: str, snippets: list[str], o: Objects) -> None:
             t = threading.Thread(target=_catching(errors, ll.semop1, s, i, 0, 0, 10.0))
             t.start()
             try:
-                assert wait_until(lambda: ev(snippet, **o.names) == 1)
+                assert wait_until(lambda snippet=snippet: ev(snippet, **o.names) == 1)
                 assert ll.semctl(s, 0, ll.GETZCNT) == ll.semctl(s, i, ll.GETNCNT) == 0
             finally:
                 ll.semop(s, [(i, -1)])  # 0: the waiter gets through
@@ -996,8 +1000,10 @@ def _check_shmid_ds(fld: str, snippets: list[str], o: Objects, ipc: Tracker) -> 
         elif fld == "shm_lpid":
             assert value == int(row["lpid"]) == os.getpid()
             pid = int(
-                child(f"import os\nfrom sysvipc import lowlevel as ll\n"
-                      f"ll.shmat({o.m}).detach()\nprint(os.getpid())\n")
+                child(
+                    f"import os\nfrom sysvipc import lowlevel as ll\n"
+                    f"ll.shmat({o.m}).detach()\nprint(os.getpid())\n"
+                )
             )
             assert ev(snippet, **o.names) == int(proc("shm", o.m)["lpid"]) == pid
             assert ll.shmctl(o.m, ll.IPC_STAT).shm_cpid == os.getpid()
@@ -1206,7 +1212,9 @@ def test_errors_name_the_syscall_and_map_errno(ipc: Tracker) -> None:
         cases.append(
             (
                 lambda: ll.msgctl(msqid, ll.IPC_SET, qbytes=sysctl("msgmnb")[0] * 4),
-                PermissionError, errno.EPERM, "msgctl",
+                PermissionError,
+                errno.EPERM,
+                "msgctl",
             )  # fmt: skip
         )
     for call, exc, code, syscall in cases:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 try:
     from conftest import Tracker, assert_child_ok, proc_row, proc_rows, run_python
 except ImportError:  # run from the repository root with tests as a package
@@ -430,7 +431,9 @@ def test_message_over_msgmax_is_value_error_naming_the_limit(q: MessageQueue) ->
 
 def _private_ipc_namespace_available() -> bool:
     try:
-        return subprocess.run(["unshare", "--ipc", "--", "true"], capture_output=True).returncode == 0
+        return (
+            subprocess.run(["unshare", "--ipc", "--", "true"], capture_output=True).returncode == 0
+        )
     except OSError:
         return False
 
@@ -509,9 +512,7 @@ LARGE_MESSAGES = """
 """
 
 
-@pytest.mark.skipif(
-    not _private_ipc_namespace_available(), reason="needs `unshare --ipc` (root)"
-)
+@pytest.mark.skipif(not _private_ipc_namespace_available(), reason="needs `unshare --ipc` (root)")
 def test_large_messages_in_a_private_namespace_with_raised_limits() -> None:
     # Above 8 KiB, receive takes its heap path: exercised by raising msgmax
     # inside a private IPC namespace of a child (nothing shared is touched).

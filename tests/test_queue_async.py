@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+
 try:
     from conftest import Tracker, proc_row
 except ImportError:  # run from the repository root with tests as a package
@@ -209,7 +210,7 @@ async def _delivery_latencies(q: MessageQueue, trials: int) -> list[float]:
     for i in range(trials):
         sent_at: list[float] = []
 
-        def send(i: int = i) -> None:
+        def send(i: int = i, sent_at: list[float] = sent_at) -> None:
             sent_at.append(time.monotonic())
             q.send(struct.pack("<I", i), type=1)
 
@@ -524,7 +525,7 @@ def test_cancelled_receive_async_calls_racing_a_producer_lose_and_duplicate_noth
                 try:
                     record(await asyncio.wait_for(q.receive_async(), rng.uniform(0, 0.001)))
                     stats["wait_for_returned"] += 1
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     stats["wait_for_timed_out"] += 1
                 stats["cancel_requested"] += 1
                 continue

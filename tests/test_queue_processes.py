@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from queue import Empty
 import random
 import struct
 import time
 import zlib
 from collections.abc import Iterator
+from queue import Empty
 from typing import Any
 
 import pytest

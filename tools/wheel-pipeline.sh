@@ -47,7 +47,7 @@ echo "== the tests against the installed wheel $(basename "$wheel")"
 "$python" -m venv "$work/test"
 "$work/test/bin/pip" install -q "${wheel}[test]"
 mkdir "$work/run"
-cp -r "$root/tests" "$root/docs" "$root/README.md" "$work/run/"
+cp -r "$root/tests" "$root/docs" "$root/benchmarks" "$root/README.md" "$root/pyproject.toml" "$work/run/"
 cd "$work/run"
 "$work/test/bin/python" - <<'PY'
 import sysvipc, sysvipc._sysvipc as c
