@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -28,8 +29,11 @@ if TYPE_CHECKING:
 __all__ = ["MessageQueue", "Message"]
 
 # How long one background wait for a message lasts before it checks whether
-# its receive_async was cancelled.  Waiting itself costs no CPU.
-_WAIT_SLICE = 0.25
+# its receive_async was cancelled (waiting itself costs no CPU).  Jittered:
+# many receive_async calls started together must not all wake, and all come
+# back through the event loop, at the same instant.
+_WAIT_SLICE = 1.0
+_WAIT_JITTER = 0.25
 # Polling bounds for send_async on a full queue.
 _SEND_POLL_MIN = 0.0001
 _SEND_POLL_MAX = 0.005
@@ -166,7 +170,7 @@ class MessageQueue(_c.MessageQueueBase, IPCObject):
                 return _c.msgrcv(msqid, max_size, type, flags)
             except BlockingIOError:
                 pass
-            wait = _WAIT_SLICE
+            wait = _WAIT_SLICE * random.uniform(1 - _WAIT_JITTER, 1 + _WAIT_JITTER)
             if deadline is not None:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
