@@ -71,6 +71,36 @@ def scenario_queue_class() -> None:
         q.stat()
 
 
+def scenario_semaphore_class() -> None:
+    with sysvipc.SemaphoreSet(nsems=2, initial=[1, 0], remove_on_close=True) as s:
+        sem = s[0]
+        sem.acquire()
+        sem.release()
+        with sem:
+            s[1].release(2, undo=True)
+        s[1].acquire(2, undo=True, timeout=1.0)
+        expect(BlockingIOError, lambda: s[1].acquire(block=False))
+        expect(TimeoutError, lambda: s[1].acquire(timeout=0.0))
+        expect(ValueError, lambda: s[1].acquire(block=False, timeout=1.0))
+        expect(ValueError, lambda: sem.release(40000))
+        expect(TypeError, lambda: sem.acquire("1"))  # type: ignore[arg-type]
+        expect(TypeError, lambda: sem.acquire(bogus=1))  # type: ignore[call-arg]
+        s.op([(0, -1), (1, 1)])
+        s.values = [1, 0]
+        s.stat()
+    expect(ValueError, sem.acquire)  # closed set
+
+
+def scenario_removed_queue() -> None:
+    q = sysvipc.MessageQueue()
+    q.remove()
+    expect(sysvipc.IdentifierRemovedError, lambda: q.send(b"x"))
+    expect(sysvipc.IdentifierRemovedError, lambda: q.receive(block=False))
+    expect(sysvipc.IdentifierRemovedError, lambda: q.receive_into(bytearray(8)))
+    q.close()
+    expect(ValueError, lambda: q.send(b"x"))
+
+
 def scenario_semaphores() -> None:
     s = ll.semget(ll.IPC_PRIVATE, 3, ll.IPC_CREAT)
     try:
