@@ -2339,9 +2339,9 @@ receive_small(module_state *st, HandleCore *self, size_t max_size, long mtype,
             return -1;
         }
     }
-    PyObject *reserve = st->receive_reserve;
-    st->receive_reserve =
-        NULL; // ours until the end, whatever other threads do
+    // Ours until the end, whatever other threads do (with or without a GIL).
+    PyObject *reserve =
+        __atomic_exchange_n(&st->receive_reserve, NULL, __ATOMIC_ACQ_REL);
     if (reserve == NULL) {
         reserve = PyBytes_FromStringAndSize(NULL, STACK_MSG_SIZE);
         if (reserve == NULL) {
@@ -2431,13 +2431,11 @@ receive_small(module_state *st, HandleCore *self, size_t max_size, long mtype,
     message = type = NULL;
     result = 1;
 done:
-    if (reserve != NULL) {
-        if (st->receive_reserve == NULL) {
-            st->receive_reserve = reserve;
-        }
-        else {
-            Py_DECREF(reserve);
-        }
+    PyObject *none = NULL;
+    if (reserve != NULL &&
+        !__atomic_compare_exchange_n(&st->receive_reserve, &none, reserve, 0,
+                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        Py_DECREF(reserve); // another thread put one back meanwhile
     }
     Py_XDECREF(type);
     Py_XDECREF(message);

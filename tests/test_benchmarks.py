@@ -14,6 +14,7 @@ import json
 import math
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -267,3 +268,41 @@ def test_docs_describe_every_row_and_backend() -> None:
     assert [r for r in rows if r not in documented] == []
     for title in ("raw C", "sysvipc", "sysv_ipc", "posix_ipc", "multiprocessing", "mp.Queue"):
         assert f"**{title}**" in doc, title
+
+
+INSTRUCTIONS = ROOT / "benchmarks" / "instructions.py"
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+@pytest.mark.skipif(
+    "asan" in os.environ.get("LD_PRELOAD", ""), reason="valgrind cannot run AddressSanitizer"
+)
+def test_instruction_counts_are_numbers(tmp_path: Path) -> None:
+    # A tiny N: only that the counting works end to end (the figures
+    # themselves are checked by running the benchmark, never here).
+    out = tmp_path / "counts.json"
+    proc = subprocess.run(
+        [sys.executable, str(INSTRUCTIONS), "-n", "10", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    rows = ["pair_16", "sem", "sem_undo", "pingpong_64"]
+    assert list(report["results"]) == rows
+    for row in rows:
+        cells = report["results"][row]
+        assert isinstance(cells["sysvipc"]["value"], float), (row, cells)
+        assert math.isfinite(cells["sysvipc"]["value"])
+        peer = cells["sysv_ipc"]
+        if _installed("sysv_ipc"):
+            assert math.isfinite(peer["value"]), (row, peer)
+        else:
+            assert peer["value"] is None and peer["reason"]
+    assert math.isfinite(report["results"]["pair_16"]["floor"]["value"])
+    assert report["results"]["pingpong_64"]["floor"]["value"] is None
+    table = [ln for ln in proc.stdout.splitlines() if ln.startswith("| ")]
+    assert len(table) == 2 + len(rows)
+    assert "sysvipc" in table[0] and "os.getppid()" in table[0]
