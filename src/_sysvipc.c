@@ -2135,7 +2135,8 @@ typedef struct {
     PyObject_HEAD
     int id;
     char closed;
-    fast_hint hint; // see fast_hint_try
+    fast_hint hint;      // see fast_hint_try
+    fast_hint send_hint; // the same for send's shortcut (see mq_send)
     // The module's state, found once: the instance keeps its class alive,
     // and the class the module.
     module_state *st;
@@ -2258,15 +2259,20 @@ mq_send(HandleCore *self, PyObject *const *args, Py_ssize_t nargs,
         parse_timeout(a[3], &has_deadline, &deadline) < 0) {
         return NULL;
     }
-    if (PyBytes_CheckExact(a[0]) && PyBytes_GET_SIZE(a[0]) <= STACK_MSG_SIZE) {
+    if (PyBytes_CheckExact(a[0]) && PyBytes_GET_SIZE(a[0]) <= STACK_MSG_SIZE &&
+        fast_hint_try(&self->send_hint)) {
         // The everyday call: bytes that fit on the stack, sent without
         // waiting, with the GIL held and no buffer export (bytes cannot
-        // change).  A full queue or an error takes the general path.
+        // change).  A full queue or an error takes the general path, which
+        // tries again: the hint spares a queue that keeps filling up (a
+        // producer ahead of its consumer) that second try.
         Py_ssize_t len = PyBytes_GET_SIZE(a[0]);
         stack_msgbuf msg;
         msg.mtype = (long)mtype;
         memcpy(msg.mtext, PyBytes_AS_STRING(a[0]), (size_t)len);
-        if (msgsnd(self->id, &msg, (size_t)len, IPC_NOWAIT) == 0) {
+        int rc = msgsnd(self->id, &msg, (size_t)len, IPC_NOWAIT);
+        fast_hint_result(&self->send_hint, rc < 0 && errno == EAGAIN);
+        if (rc == 0) {
             Py_RETURN_NONE;
         }
     }
