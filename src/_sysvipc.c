@@ -2312,6 +2312,41 @@ PyDoc_STRVAR(
     "(TimeoutError), or raise BlockingIOError (block=False).");
 
 /*
+ * The module's receive reserve (see receive_small) is taken for the whole
+ * call, so that no other thread can use it meanwhile, and put back after.
+ * The GIL makes plain loads and stores enough; without one they are atomic.
+ */
+static inline PyObject *
+reserve_take(module_state *st)
+{
+#ifdef Py_GIL_DISABLED
+    return __atomic_exchange_n(&st->receive_reserve, NULL, __ATOMIC_ACQ_REL);
+#else
+    PyObject *reserve = st->receive_reserve;
+    st->receive_reserve = NULL;
+    return reserve;
+#endif
+}
+
+static inline void
+reserve_put_back(module_state *st, PyObject *reserve)
+{
+#ifdef Py_GIL_DISABLED
+    PyObject *none = NULL;
+    if (__atomic_compare_exchange_n(&st->receive_reserve, &none, reserve, 0,
+                                    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        return;
+    }
+#else
+    if (st->receive_reserve == NULL) {
+        st->receive_reserve = reserve;
+        return;
+    }
+#endif
+    Py_DECREF(reserve); // another thread put one back meanwhile
+}
+
+/*
  * receive() without a timeout when the message fits on the stack: the
  * everyday call, in one function.  msgrcv cannot be undone, so everything
  * the result is made of exists before it runs: the Message, its type when
@@ -2345,9 +2380,7 @@ receive_small(module_state *st, HandleCore *self, size_t max_size, long mtype,
             return -1;
         }
     }
-    // Ours until the end, whatever other threads do (with or without a GIL).
-    PyObject *reserve =
-        __atomic_exchange_n(&st->receive_reserve, NULL, __ATOMIC_ACQ_REL);
+    PyObject *reserve = reserve_take(st);
     if (reserve == NULL) {
         reserve = PyBytes_FromStringAndSize(NULL, STACK_MSG_SIZE);
         if (reserve == NULL) {
@@ -2437,11 +2470,8 @@ receive_small(module_state *st, HandleCore *self, size_t max_size, long mtype,
     message = type = NULL;
     result = 1;
 done:
-    PyObject *none = NULL;
-    if (reserve != NULL &&
-        !__atomic_compare_exchange_n(&st->receive_reserve, &none, reserve, 0,
-                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-        Py_DECREF(reserve); // another thread put one back meanwhile
+    if (reserve != NULL) {
+        reserve_put_back(st, reserve);
     }
     Py_XDECREF(type);
     Py_XDECREF(message);
