@@ -2136,7 +2136,7 @@ typedef struct {
     int id;
     char closed;
     fast_hint hint;      // see fast_hint_try
-    fast_hint send_hint; // the same for send's shortcut (see mq_send)
+    fast_hint send_hint; // when to skip send's shortcut (see mq_send)
     // The module's state, found once: the instance keeps its class alive,
     // and the class the module.
     module_state *st;
@@ -2263,17 +2263,20 @@ mq_send(HandleCore *self, PyObject *const *args, Py_ssize_t nargs,
         fast_hint_try(&self->send_hint)) {
         // The everyday call: bytes that fit on the stack, sent without
         // waiting, with the GIL held and no buffer export (bytes cannot
-        // change).  A full queue or an error takes the general path, which
-        // tries again: the hint spares a queue that keeps filling up (a
-        // producer ahead of its consumer) that second try.
+        // change).  A full queue or an error takes the general path.
         Py_ssize_t len = PyBytes_GET_SIZE(a[0]);
         stack_msgbuf msg;
         msg.mtype = (long)mtype;
         memcpy(msg.mtext, PyBytes_AS_STRING(a[0]), (size_t)len);
-        int rc = msgsnd(self->id, &msg, (size_t)len, IPC_NOWAIT);
-        fast_hint_result(&self->send_hint, rc < 0 && errno == EAGAIN);
-        if (rc == 0) {
+        if (msgsnd(self->id, &msg, (size_t)len, IPC_NOWAIT) == 0) {
             Py_RETURN_NONE;
+        }
+        if (errno == EAGAIN) {
+            // The general path tries again before it waits.  A queue found
+            // full tends to stay so (a producer ahead of its consumer): the
+            // next sends go straight to the general path, sparing them that
+            // second copy and syscall.
+            self->send_hint.skip = 63;
         }
     }
     module_state *st = self->st;
