@@ -43,6 +43,7 @@ KIND_FIELDS = {
 }  # fmt: skip
 
 
+@pytest.mark.private_namespace
 def test_ls_json_lists_what_the_test_created(ipc: Tracker, key: int) -> None:
     msqid = ipc.msgget(key, mode=0o640)
     semid = ipc.semget(3)
@@ -165,12 +166,14 @@ def test_usage_errors_exit_2(args: list[str]) -> None:
     assert sysvipc_cmd(*args).returncode == 2
 
 
+@pytest.mark.private_namespace
 def test_rm_all_needs_owner_and_yes(ipc: Tracker) -> None:
     ipc.msgget()
     assert sysvipc_cmd("rm", "--all").returncode == 1
     assert sysvipc_cmd("rm", "--all", "--owner", "root").returncode == 1
 
 
+@pytest.mark.private_namespace
 def test_rm_all_removes_only_that_owners_objects(ipc: Tracker) -> None:
     mine = ipc.msgget()
     # Give one object to another owner: it must survive.
@@ -226,6 +229,7 @@ def test_limits_match_proc() -> None:
     assert lim.page_size == os.sysconf("SC_PAGESIZE")
 
 
+@pytest.mark.private_namespace
 def test_usage_counts_objects(ipc: Tracker) -> None:
     before = sysvipc.usage()
     msqid = ipc.msgget()
@@ -241,6 +245,7 @@ def test_usage_counts_objects(ipc: Tracker) -> None:
     assert after.shared_memory_segments == before.shared_memory_segments + 1
 
 
+@pytest.mark.private_namespace
 def test_list_functions_match_proc(ipc: Tracker) -> None:
     msqid, semid, shmid = ipc.msgget(), ipc.semget(2), ipc.shmget(100)
     queues = dict(sysvipc.list_message_queues())
