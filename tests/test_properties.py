@@ -498,10 +498,13 @@ class QueueMachine(RuleBasedStateMachine):
                 self.q.peek(index)
 
     @precondition(lambda self: len(self.model) > 0)
-    @rule(selector=SELECTORS)
-    def peek_does_not_consume(self, selector: int) -> None:
+    @rule(index=st.integers(0, 8))
+    def peek_does_not_consume(self, index: int) -> None:
         _machine_steps[1] += 1
-        assert self.q.peek(0) == self.model[0]
+        index %= len(self.model)
+        assert self.q.peek(index) == self.model[index]
+        assert self.q.peek(index) == self.model[index]  # still there
+        assert len(self.q) == len(self.model)
 
     @rule(qbytes=st.integers(0, 4096) | st.sampled_from([0, 1, 100, LIMITS.msgmnb]))
     def set_max_bytes(self, qbytes: int) -> None:

@@ -163,9 +163,11 @@ def test_shared_memory_create_attach_close_remove(
             if i % 3 == 0:
                 shm.remove()
                 shm.close()
-            else:
+            else:  # close first: the handle can no longer remove; the id can
                 shm.close()
-                shm.remove() if not shm.closed else ll.shmctl(shm.id, ll.IPC_RMID)
+                with pytest.raises(ValueError):
+                    shm.remove()
+                ll.shmctl(shm.id, ll.IPC_RMID)
             del view
         finally:
             shm.close()

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import Tracker, assert_child_ok, proc_row, proc_rows, run_python
+from conftest import Tracker, assert_child_ok, existing_ids, proc_row, proc_rows, run_python
 
 from sysvipc import IPC_PRIVATE, MessageQueue, SharedMemory, ShmidDs
 
@@ -35,7 +35,8 @@ PAGE = os.sysconf("SC_PAGESIZE")
 
 
 def shm_ids() -> set[int]:
-    return {int(r["shmid"]) for r in proc_rows("shm")}
+    """Every segment of the namespace (the test is skipped unless it is private)."""
+    return {ident for kind, ident in existing_ids() if kind == "shm"}
 
 
 def row(shm_or_id: SharedMemory | int) -> dict[str, str]:
@@ -883,16 +884,21 @@ def test_hugetlb_noreserve_never_crashes() -> None:
 
 
 def test_hugetlb_with_key_leaves_nothing(ipc: Tracker, key: int) -> None:
-    before = shm_ids()
+    def with_key() -> list[int]:
+        return [int(r["shmid"]) for r in proc_rows("shm") if int(r["key"]) == key]
+
     try:
         shm = SharedMemory(key, 2 << 20, create=True, hugetlb=True)
     except OSError as e:
         assert re.search(r"huge.?page", str(e), re.I), e
-        assert shm_ids() == before
+        assert with_key() == []
         return
     ipc.track("shm", shm.id)
+    assert shm.key == key and shm.size == 2 << 20
+    assert with_key() == [shm.id]
     shm.remove()
     shm.close()
+    assert with_key() == []  # removed at the last detach: now
 
 
 def test_noreserve(make: MakeShm) -> None:
