@@ -23,7 +23,7 @@ import pytest
 from conftest import HANG, ORIGINAL_IPC_NAMESPACE, PRIVATE_NAMESPACE
 
 ROOT = Path(__file__).resolve().parent.parent
-BYSTANDER = ROOT / "tools" / "ipc_bystander.py"
+BYSTANDER = ROOT / "tests" / "ipc_bystander.py"
 # Files whose tests create, list and remove objects the most, the leak
 # check's work included; about 10 s.
 NEIGHBOURS = ["tests/test_cli.py", "tests/test_errors.py"]

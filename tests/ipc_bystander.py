@@ -10,7 +10,7 @@ else removed (``lost``, with the first few named).
 Used by ``tests/test_isolation.py`` and by ``.ci/run`` to show that test runs
 beside it remove nothing of its objects::
 
-    python tools/ipc_bystander.py &   # prints "ready" once it has objects
+    python tests/ipc_bystander.py &   # prints "ready" once it has objects
     ...                                # anything else, e.g. a test run
     kill -TERM %1                      # prints {"made": ..., "lost": 0, ...}
 """
