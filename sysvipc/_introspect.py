@@ -149,12 +149,17 @@ def _stat_any(
 
 
 def _proc_rows(kind: str) -> Iterator[dict[str, int]]:
+    """Rows of /proc/sysvipc/<kind>, keyed by its header; ``perms`` is
+    printed in octal, every other field in decimal."""
     with open(f"/proc/sysvipc/{kind}") as f:
         header = f.readline().split()
         for line in f:
             fields = line.split()
             if fields:
-                yield {name: int(value) for name, value in zip(header, fields, strict=False)}
+                yield {
+                    name: int(value, 8 if name == "perms" else 10)
+                    for name, value in zip(header, fields, strict=False)
+                }
 
 
 def _proc_perm(row: dict[str, int]) -> IpcPerm:

@@ -262,6 +262,22 @@ def test_list_functions_match_proc(ipc: Tracker) -> None:
     assert entry.id == ident and entry.stat == st
 
 
+def test_proc_fallback_reads_modes_as_octal(ipc: Tracker) -> None:
+    # Where *_STAT_ANY is refused, the listings come from /proc/sysvipc, whose
+    # perms column is octal (0.1.0 read 0o640 as 640).
+    from sysvipc import _introspect
+
+    ids = {"msg": ipc.msgget(mode=0o640), "sem": ipc.semget(1, mode=0o604)}
+    ids["shm"] = ipc.shmget(4096, mode=0o620)
+    for kind, field, mode in (
+        ("msg", "msqid", 0o640),
+        ("sem", "semid", 0o604),
+        ("shm", "shmid", 0o620),
+    ):
+        (row,) = [r for r in _introspect._proc_rows(kind) if r[field] == ids[kind]]
+        assert _introspect._proc_perm(row).mode & 0o777 == mode
+
+
 def test_demo_removes_everything_on_ctrl_c() -> None:
     import signal
     import time
