@@ -31,6 +31,10 @@ from collections.abc import Iterator
 import pytest
 
 CLONE_NEWIPC = 0x08000000
+# Set to the private namespace's identity once the run is in it: a process
+# the run starts that imports this file (a multiprocessing "spawn" child
+# unpickling a test's function) is then already where it belongs.
+_ENTERED = "SYSVIPC_TEST_PRIVATE_NAMESPACE"
 # The namespace the run was started in, before it left it (for the tests of
 # the isolation itself).
 ORIGINAL_IPC_NAMESPACE = os.readlink("/proc/self/ns/ipc")
@@ -46,11 +50,14 @@ def _isolate() -> tuple[bool, str]:
         )
     if setting == "shared":
         return False, "shared IPC namespace (SYSVIPC_TEST_ISOLATION=shared)"
+    if os.environ.get(_ENTERED) == ORIGINAL_IPC_NAMESPACE:
+        return True, "private IPC namespace (the run's, inherited)"
     # unshare() moves only the calling thread: every thread must be this one.
     threads = len(os.listdir("/proc/self/task"))
     if threads == 1 and threading.active_count() == 1:
         libc = ctypes.CDLL(None, use_errno=True)
         if libc.unshare(CLONE_NEWIPC) == 0:
+            os.environ[_ENTERED] = os.readlink("/proc/self/ns/ipc")
             return True, "private IPC namespace (unshare CLONE_NEWIPC)"
         reason = f"unshare(CLONE_NEWIPC): {os.strerror(ctypes.get_errno())}"
     else:

@@ -514,7 +514,7 @@ LARGE_MESSAGES = """
     try:
         q.receive(max_size=100000, timeout=0.1)
     except TimeoutError:
-        assert 0.1 <= time.monotonic() - start <= 0.1 + HANG
+        assert 0.1 <= time.monotonic() - start <= 0.1 + 10.0  # HANG
     else:
         raise AssertionError("no TimeoutError")
 
@@ -1046,7 +1046,7 @@ def test_timeouts_still_work_when_the_application_owns_the_wakeup_signal(q: Mess
             else:
                 raise SystemExit("no timeout")
             elapsed = time.monotonic() - start
-            assert t <= elapsed <= t + HANG, (t, elapsed)
+            assert t <= elapsed <= t + {HANG}, (t, elapsed)
             print("cpu", (time.thread_time() - cpu) / elapsed)
         sender = threading.Timer(0.1, lambda: q.send(b"late", type=3))
         sender.start()
