@@ -33,7 +33,7 @@ import operator
 import warnings
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, Generic, NoReturn, TypeVar, overload
+from typing import Any, Generic, Never, NoReturn, TypeVar, overload
 
 from . import _sysvipc as _c
 from ._common import get_or_create
@@ -241,7 +241,7 @@ class _ReadOnly(Generic[_T]):
             return self
         return self._fget(obj)
 
-    def __set__(self, obj: object, value: object) -> NoReturn:
+    def __set__(self, obj: object, value: Never) -> NoReturn:
         if self._name == "id":
             raise AttributeError("readonly attribute")
         cls = type(obj)
@@ -251,7 +251,7 @@ class _ReadOnly(Generic[_T]):
         )
 
     def __delete__(self, obj: object) -> NoReturn:
-        self.__set__(obj, None)
+        self.__set__(obj, None)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------

@@ -233,7 +233,7 @@ def test_built_on_the_core() -> None:
     assert issubclass(sysv_ipc.SharedMemory, _sysvipc.SharedMemoryBase)
     assert sysv_ipc.__file__.endswith("compat.py")
     tree = ast.parse(Path(sysv_ipc.__file__).read_text())
-    imported = set()
+    imported: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             imported.update(alias.name for alias in node.names)
@@ -408,9 +408,9 @@ def test_read_only_attributes_fail_like_c_attributes(ipc: Tracker) -> None:
     mem = sysv_ipc.SharedMemory(None, CREX)
     ipc.track("shm", mem.id)
     with pytest.raises(AttributeError, match="^readonly attribute$"):
-        mem.id = 1  # type: ignore[misc]
+        mem.id = 1  # type: ignore[assignment]
     with pytest.raises(AttributeError) as e:
-        mem.key = 1  # type: ignore[misc]
+        mem.key = 1  # type: ignore[assignment]
     assert (
         str(e.value) == "attribute 'key' of 'sysvipc.compat.SharedMemory' objects is not writable"
     )
