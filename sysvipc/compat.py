@@ -735,7 +735,7 @@ class SharedMemory(_c.SharedMemoryBase):
             size = PAGE_SIZE
         try:
             key, shmid, created = _open(
-                lambda k, f: _c.shmget(k, size, f | (extra if f & IPC_CREAT else 0), mode),
+                lambda k, f: _c.shmget(k, size, f | extra, mode),
                 key,
                 create,
                 exclusive,
