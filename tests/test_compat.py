@@ -463,3 +463,39 @@ def test_attach_at_an_address_is_refused(ipc: Tracker) -> None:
     assert mem.attached
     mem.detach()
     mem.remove()
+
+
+def test_mode_is_asked_for_when_opening(ipc: Tracker) -> None:
+    """As in sysv_ipc: a process without the access that ``mode`` asks for
+    (0o600 by default) gets PermissionsError from the constructor, and a
+    mode without the owner's write bit attaches read-only."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root, to drop to another user in the child")
+    proc = child(
+        ipc,
+        """
+import errno, os
+mq = sysv_ipc.MessageQueue(None, sysv_ipc.IPC_CREX, mode=0o600)
+print("msg", mq.id, flush=True)
+sem = sysv_ipc.Semaphore(None, sysv_ipc.IPC_CREX, mode=0o600)
+print("sem", sem.id, flush=True)
+mem = sysv_ipc.SharedMemory(None, sysv_ipc.IPC_CREX, mode=0o644, init_character=b"r")
+print("shm", mem.id, flush=True)
+mem.detach()
+os.setgid(65534)
+os.setuid(65534)
+for cls, key in ((sysv_ipc.MessageQueue, mq.key), (sysv_ipc.Semaphore, sem.key),
+                 (sysv_ipc.SharedMemory, mem.key)):
+    try:
+        cls(key)
+    except sysv_ipc.PermissionsError as e:
+        assert isinstance(e, PermissionError) and e.errno == errno.EACCES, e
+        print("PermissionsError", cls.__name__)
+reader = sysv_ipc.SharedMemory(mem.key, mode=0o444)
+assert memoryview(reader).readonly and reader.read(2) == b"rr"
+print("read-only reader")
+""",
+    )
+    for name in ("MessageQueue", "Semaphore", "SharedMemory"):
+        assert f"PermissionsError {name}" in proc.stdout
+    assert "read-only reader" in proc.stdout
