@@ -94,35 +94,39 @@ def _download() -> Path:
     if path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == SHA256:
         return path
     CACHE.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--no-binary",
-            ":all:",
-            "--disable-pip-version-check",
-            "--timeout",
-            "30",
-            f"sysv_ipc=={VERSION}",
-            "-d",
-            str(CACHE),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    if proc.returncode != 0 or not path.is_file():
-        pytest.skip(
-            f"could not download {SDIST} from PyPI (unreachable?): "
-            f"{(proc.stderr or proc.stdout).strip().splitlines()[-1:]}"
+    # Into a private directory first, then renamed: concurrent runs sharing
+    # the cache never see a half-written file.
+    with tempfile.TemporaryDirectory(dir=CACHE) as scratch:
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--no-binary",
+                ":all:",
+                "--disable-pip-version-check",
+                "--timeout",
+                "30",
+                f"sysv_ipc=={VERSION}",
+                "-d",
+                scratch,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    if digest != SHA256:
-        path.unlink()
-        pytest.fail(f"{SDIST} from PyPI has sha256 {digest}, expected {SHA256}")
+        fetched = Path(scratch) / SDIST
+        if proc.returncode != 0 or not fetched.is_file():
+            pytest.skip(
+                f"could not download {SDIST} from PyPI (unreachable?): "
+                f"{(proc.stderr or proc.stdout).strip().splitlines()[-1:]}"
+            )
+        digest = hashlib.sha256(fetched.read_bytes()).hexdigest()
+        if digest != SHA256:
+            pytest.fail(f"{SDIST} from PyPI has sha256 {digest}, expected {SHA256}")
+        os.replace(fetched, path)
     return path
 
 
