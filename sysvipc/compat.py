@@ -30,13 +30,14 @@ from __future__ import annotations
 
 import errno as _errno
 import operator
+import sys
 import warnings
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Generic, Never, NoReturn, TypeVar, overload
 
 from . import _sysvipc as _c
-from ._common import get_or_create
+from ._common import KEY_MAX, KEY_MIN, get_or_create
 from ._queue import MessageQueue as _NativeQueue
 from ._semaphore import Semaphore as _NativeSemaphore
 from ._semaphore import SemaphoreSet as _NativeSemaphoreSet
@@ -78,15 +79,20 @@ __all__ = [
     "SHM_REMAP",
     "SHM_RND",
     "VERSION",
+    "AlreadyExistsError",
     "BusyError",
     "Error",
     "ExistentialError",
     "InternalError",
     "MessageQueue",
     "NotAttachedError",
+    "NotFoundError",
     "PermissionsError",
+    "RemovedError",
     "Semaphore",
     "SharedMemory",
+    "TimedOutError",
+    "WouldBlockError",
     "attach",
     "ftok",
     "remove_message_queue",
@@ -103,16 +109,18 @@ __license__ = "MIT"
 __copyright__ = "Copyright the sysvipc developers; sysv_ipc's API copyright Philip Semanchuk"
 
 IPC_CREX = IPC_CREAT | IPC_EXCL
-KEY_MIN = -(2**31)
-"""The smallest key: key_t is 32 bits (sysv_ipc advertises 64 and truncates)."""
-KEY_MAX = 2**31 - 1
+# KEY_MIN, KEY_MAX: key_t's range, the core's (sysv_ipc advertises 64 bits
+# and truncates to 32).
 SEMAPHORE_VALUE_MAX = SEMVMX
 SEMAPHORE_TIMEOUT_SUPPORTED = True
 """Always true: sysvipc does not build without semtimedop."""
 
 # sysv_ipc's default for max_message_size, and its bound.
 _DEFAULT_MAX_MESSAGE_SIZE = 2048
-_SSIZE_MAX = 2**63 - 1
+_SSIZE_MAX = sys.maxsize
+# The kernel's msgmax is a C int: no message is longer, so a larger
+# max_message_size bounds nothing and the receive is left unbounded.
+_LONGEST_MESSAGE = 2**31 - 1
 
 _SEMVMX_TEXT = "The semaphore's value must remain between 0 and SEMVMX"
 
@@ -307,8 +315,9 @@ class MessageQueue:
     call raises ``OSError(E2BIG)``), and allocates only the message's size.
     """
 
-    __slots__ = ("_max_message_size", "_queue")
+    __slots__ = ("_max_message_size", "_queue", "_receive_bound")
     _max_message_size: int
+    _receive_bound: int | None
     _queue: _NativeQueue
 
     def __init__(
@@ -329,6 +338,7 @@ class MessageQueue:
         queue._init_handle(key, msqid, created, False)
         self._queue = queue
         self._max_message_size = size
+        self._receive_bound = size if size <= _LONGEST_MESSAGE else None
 
     def send(self, message: object, block: object = True, type: int = 1) -> None:
         """Send ``message`` (bytes-like, or a str sent as UTF-8) with ``type`` > 0.
@@ -352,7 +362,7 @@ class MessageQueue:
         """
         with _translate:
             message: Message = self._queue.receive(
-                _int(type, "type"), block=bool(block), max_size=self._max_message_size
+                _int(type, "type"), block=bool(block), max_size=self._receive_bound
             )
         return message
 

@@ -15,6 +15,7 @@ import errno
 import os
 import resource
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -239,7 +240,10 @@ def test_built_on_the_core() -> None:
             imported.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             imported.add("." * node.level + (node.module or ""))
-    allowed = {"__future__", "errno", "operator", "warnings", "collections.abc", "types", "typing"}
+    allowed = {
+        *("__future__", "errno", "operator", "sys", "warnings"),
+        *("collections.abc", "types", "typing"),
+    }
     assert {m for m in imported if not m.startswith(".")} <= allowed, imported
 
 
@@ -339,13 +343,16 @@ def test_initial_value_out_of_range_leaves_nothing_behind() -> None:
         sysv_ipc.Semaphore(None, CREX, initial_value=sysv_ipc.SEMAPHORE_VALUE_MAX + 1)
 
 
-def test_receive_allocates_the_message_not_max_message_size(ipc: Tracker) -> None:
-    """sysv_ipc mallocs max_message_size on every receive: 1 TiB here."""
-    mq = sysv_ipc.MessageQueue(None, CREX, max_message_size=2**40)
+@pytest.mark.parametrize("bound", [2**20, 2**40, sys.maxsize])
+def test_receive_allocates_the_message_not_max_message_size(ipc: Tracker, bound: int) -> None:
+    """sysv_ipc mallocs max_message_size on every receive: up to 8 EiB here."""
+    mq = sysv_ipc.MessageQueue(None, CREX, max_message_size=bound)
     ipc.track("msg", mq.id)
     mq.send(b"small", type=4)
     assert mq.receive() == (b"small", 4)
     mq.remove()
+    with pytest.raises(ValueError):
+        sysv_ipc.MessageQueue(None, CREX, max_message_size=sys.maxsize + 1)
 
 
 def test_max_message_size_still_bounds_both_ways(ipc: Tracker) -> None:
