@@ -84,6 +84,7 @@ __all__ = [
     "Error",
     "ExistentialError",
     "InternalError",
+    "InvalidIdError",
     "MessageQueue",
     "NotAttachedError",
     "NotFoundError",
@@ -146,8 +147,7 @@ class ExistentialError(Error):
     """The object does not exist, already exists, or was removed.
 
     Raised as one of :class:`NotFoundError` (ENOENT), :class:`AlreadyExistsError`
-    (EEXIST) or :class:`RemovedError` (EIDRM); an ``ExistentialError`` itself
-    carries EINVAL (an id that names no object).
+    (EEXIST), :class:`RemovedError` (EIDRM) or :class:`InvalidIdError` (EINVAL).
     """
 
 
@@ -161,6 +161,11 @@ class AlreadyExistsError(ExistentialError, FileExistsError):
 
 class RemovedError(ExistentialError, IdentifierRemovedError):
     """The object was removed (EIDRM)."""
+
+
+class InvalidIdError(ExistentialError, ValueError):
+    """The id names no object (EINVAL).  Also a :class:`ValueError`, which
+    sysv_ipc raises when ``shmat`` refuses an id."""
 
 
 class BusyError(Error):
@@ -186,7 +191,7 @@ _ERRNO_CLASSES: dict[int, type[Error]] = {
     _errno.ENOENT: NotFoundError,
     _errno.EEXIST: AlreadyExistsError,
     _errno.EIDRM: RemovedError,
-    _errno.EINVAL: ExistentialError,
+    _errno.EINVAL: InvalidIdError,
     _errno.EAGAIN: WouldBlockError,
     _errno.ENOMSG: WouldBlockError,
     _errno.ETIMEDOUT: TimedOutError,

@@ -305,7 +305,22 @@ def test_exceptions_are_oserror_subclasses_with_errno(ipc: Tracker) -> None:
     with pytest.raises(sysv_ipc.NotAttachedError) as detached:
         mem.read()
     assert detached.value.errno == errno.EINVAL
+    with pytest.raises(sysv_ipc.NotAttachedError):
+        mem.detach()
     mem.remove()
+    # sysv_ipc raises ValueError for an id shmat refuses, ExistentialError
+    # for other calls on an id that names nothing: both, here.
+    for call in (mem.attach, lambda: sysv_ipc.attach(mem.id)):
+        with pytest.raises(sysv_ipc.ExistentialError) as invalid:
+            call()
+        assert isinstance(invalid.value, ValueError) and invalid.value.errno == errno.EINVAL
+    for remove in (
+        sysv_ipc.remove_shared_memory,
+        sysv_ipc.remove_semaphore,
+        sysv_ipc.remove_message_queue,
+    ):
+        with pytest.raises(sysv_ipc.ExistentialError):
+            remove(mem.id)
 
 
 # --------------------------------------------------------------------------
