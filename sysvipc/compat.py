@@ -539,7 +539,7 @@ class Semaphore:
     def _flags(self, timeout: float | None) -> dict[str, Any]:
         if not self._block:
             return {"block": False}  # sysv_ipc: IPC_NOWAIT wins over a timeout
-        return {"timeout": None if timeout is None else float(timeout)}
+        return {"timeout": timeout}  # the core checks it
 
     def acquire(self, timeout: float | None = None, delta: int = 1) -> None:
         """Subtract ``|delta|`` (default 1), waiting while the value is

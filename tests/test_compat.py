@@ -521,3 +521,48 @@ print("read-only reader")
     for name in ("MessageQueue", "Semaphore", "SharedMemory"):
         assert f"PermissionsError {name}" in proc.stdout
     assert "read-only reader" in proc.stdout
+
+
+def test_semaphore_timeout_keeps_counting_across_signals(ipc: Tracker) -> None:
+    """sysv_ipc raises Error("Signaled while waiting") when a handler runs;
+    here the wait resumes after a handler that returns, and an exception
+    from a handler propagates."""
+    proc = child(
+        ipc,
+        """
+import signal
+sem = sysv_ipc.Semaphore(None, sysv_ipc.IPC_CREX)
+print("sem", sem.id, flush=True)
+calls = []
+signal.signal(signal.SIGALRM, lambda *args: calls.append(1))
+signal.setitimer(signal.ITIMER_REAL, 0.05)
+try:
+    sem.acquire(0.5)
+except sysv_ipc.BusyError as e:
+    assert isinstance(e, TimeoutError), e
+    print("timed out after", len(calls), "handler call")
+
+def stop(*args):
+    raise KeyboardInterrupt
+signal.signal(signal.SIGALRM, stop)
+signal.setitimer(signal.ITIMER_REAL, 0.05)
+try:
+    sem.Z(None) if sem.value else sem.acquire(30)
+except KeyboardInterrupt:
+    print("handler exception propagated")
+sem.remove()
+""",
+    )
+    assert "timed out after 1 handler call" in proc.stdout
+    assert "handler exception propagated" in proc.stdout
+
+
+def test_timeouts_are_numbers() -> None:
+    sem = sysv_ipc.Semaphore(None, CREX)
+    try:
+        with pytest.raises(TypeError):
+            sem.acquire("1")  # type: ignore[arg-type]
+        with pytest.raises(ValueError):
+            sem.acquire(-1)
+    finally:
+        sem.remove()
