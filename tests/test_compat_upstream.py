@@ -83,6 +83,11 @@ RUNNER = textwrap.dedent(
             sys.modules[n].sysv_ipc is compat for n in modules
         ),
         "sysv_ipc": sys.modules["sysv_ipc"].__name__,
+        # The real extension module, had anything loaded it by another path.
+        "real_sysv_ipc_loaded": any(
+            "sysv_ipc.cpython" in (getattr(m, "__file__", None) or "")
+            for m in list(sys.modules.values())
+        ),
     }))
     """
 )
@@ -172,6 +177,7 @@ def test_sysv_ipc_suite_passes_against_compat(
             f"{len(report['skipped'])} skipped ({', '.join(t.rsplit('.', 1)[-1] for t, _ in report['skipped'])})"
         )
     assert report["sysv_ipc"] == "sysvipc.compat"
+    assert not report["real_sysv_ipc_loaded"]
     assert report["modules_use_compat"], report["modules"]
     assert len(report["modules"]) == 4, report["modules"]
     problems = report["failures"] + report["errors"]
