@@ -566,3 +566,26 @@ def test_timeouts_are_numbers() -> None:
             sem.acquire(-1)
     finally:
         sem.remove()
+
+
+def test_shared_memory_flags_go_to_the_core(ipc: Tracker) -> None:
+    with pytest.raises(ValueError, match="SIGBUS"):
+        sysv_ipc.SharedMemory(None, CREX | sysv_ipc.SHM_HUGETLB | sysv_ipc.SHM_NORESERVE)
+    with pytest.raises(ValueError, match="unsupported flag bits"):
+        sysv_ipc.SharedMemory(None, CREX | (1 << 20))
+    mem = sysv_ipc.SharedMemory(None, CREX | sysv_ipc.SHM_NORESERVE)
+    ipc.track("shm", mem.id)
+    assert mem.read(1) == b" "
+    mem.detach()
+    mem.remove()
+
+
+def test_dropping_the_object_detaches(ipc: Tracker) -> None:
+    mem = sysv_ipc.SharedMemory(None, CREX)
+    shmid = ipc.track("shm", mem.id)
+    again = sysv_ipc.attach(shmid)
+    again.detach()
+    again.attach()
+    assert mem.number_attached == 2
+    del mem, again
+    assert ll.shmctl(shmid, ll.IPC_STAT).shm_nattch == 0  # type: ignore[union-attr]
