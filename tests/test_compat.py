@@ -545,9 +545,9 @@ except sysv_ipc.BusyError as e:
 def stop(*args):
     raise KeyboardInterrupt
 signal.signal(signal.SIGALRM, stop)
-signal.setitimer(signal.ITIMER_REAL, 0.05)
 try:
-    sem.Z(None) if sem.value else sem.acquire(30)
+    signal.setitimer(signal.ITIMER_REAL, 0.05)
+    sem.acquire(60)              # the value is 0: waits until the signal
 except KeyboardInterrupt:
     print("handler exception propagated")
 sem.remove()

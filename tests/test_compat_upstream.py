@@ -30,6 +30,14 @@ import pytest
 
 import sysvipc
 
+try:
+    from conftest import require_private_namespace
+except ImportError:  # a conftest without it runs every test in a private namespace
+
+    def require_private_namespace() -> None:
+        pass
+
+
 VERSION = "1.2.0"
 SDIST = f"sysv_ipc-{VERSION}.tar.gz"
 SHA256 = "ef96ab33bb62e4d14142f0be0524dcc0c3c70c96442df2fc773c67b7c7514199"
@@ -153,6 +161,9 @@ def _extract_tests(sdist: Path, dest: Path) -> None:
 def test_sysv_ipc_suite_passes_against_compat(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # Upstream's test_IPC_CREAT_new removes an existing segment whose key its
+    # random draw hits: only where every object is this run's.
+    require_private_namespace()
     _extract_tests(_download(), tmp_path)
     env = {
         **os.environ,
