@@ -27,16 +27,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import require_private_namespace
 
 import sysvipc
-
-try:
-    from conftest import require_private_namespace
-except ImportError:  # a conftest without it runs every test in a private namespace
-
-    def require_private_namespace() -> None:
-        pass
-
 
 VERSION = "1.2.0"
 SDIST = f"sysv_ipc-{VERSION}.tar.gz"
