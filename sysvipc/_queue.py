@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import errno
+import os
 import random
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+import warnings
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from . import _sysvipc as _c
@@ -38,7 +42,18 @@ _WAIT_JITTER = 0.25
 _SEND_POLL_MIN = 0.0001
 _SEND_POLL_MAX = 0.005
 
+# How long one try of a re-queue to a full queue lasts before the re-queuer
+# looks at the other pending messages, or at interpreter exit.
+_REQUEUE_SLICE = 0.05
+
+# Per-process state, all of it reset in a forked child (_reset_after_fork):
+# the child has none of the parent's threads, and the messages the parent's
+# re-queuer holds are the parent's to deliver.
 _waiters: ThreadPoolExecutor | None = None
+_pending: list[tuple[int, Message]] = []  # re-queues waiting for room
+_pending_lock = threading.Lock()
+_requeuer: threading.Thread | None = None
+_exiting = False
 
 
 def _waiter_pool() -> ThreadPoolExecutor:
@@ -46,6 +61,18 @@ def _waiter_pool() -> ThreadPoolExecutor:
     if _waiters is None:
         _waiters = ThreadPoolExecutor(max_workers=1024, thread_name_prefix="sysvipc-wait")
     return _waiters
+
+
+def _reset_after_fork() -> None:
+    global _waiters, _pending, _pending_lock, _requeuer, _exiting
+    _waiters = None  # the parent's pool, without its threads: never used
+    _pending = []
+    _pending_lock = threading.Lock()
+    _requeuer = None
+    _exiting = False
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 def _receive_flags(block: bool, truncate: bool, except_type: bool) -> int:
@@ -177,10 +204,23 @@ class MessageQueue(_c.MessageQueueBase, IPCObject):
                     raise TimeoutError(errno.ETIMEDOUT, "Timed out (originated from msgrcv)")
                 wait = min(wait, remaining)
             future = _waiter_pool().submit(_wait_for_message, msqid, type, except_type, wait)
+            waiting = asyncio.wrap_future(future, loop=loop)
             try:
-                found = await asyncio.wrap_future(future, loop=loop)
-            except asyncio.CancelledError:
-                future.add_done_callback(_requeue_if_taken(msqid))
+                if deadline is None:
+                    found = await waiting
+                else:
+                    # Bounded here as well as in the worker: the timeout
+                    # holds even if no worker ever runs.
+                    remaining = max(deadline - time.monotonic(), 0.0)
+                    found = await asyncio.wait_for(waiting, remaining)
+            except TimeoutError:
+                _abandon(future, msqid)
+                raise TimeoutError(errno.ETIMEDOUT, "Timed out (originated from msgrcv)") from None
+            except BaseException:
+                # Cancelled, or closed without being cancelled (GeneratorExit:
+                # the event loop closed with this call pending, the task
+                # collected): a message the worker took goes back.
+                _abandon(future, msqid)
                 raise
             if found is not None:
                 return found
@@ -254,18 +294,108 @@ def _wait_for_message(msqid: int, type: int, except_type: bool, wait: float) -> 
         raise
 
 
+def _abandon(future: Future[Message | None], msqid: int) -> None:
+    """The receive_async that submitted ``future`` is over: stop the worker
+    if it has not started, else re-queue whatever message it takes."""
+    if not future.cancel():
+        future.add_done_callback(_requeue_if_taken(msqid))
+
+
 def _requeue_if_taken(msqid: int) -> Any:
-    def callback(future: Any) -> None:
+    def callback(future: Future[Message | None]) -> None:
         if future.cancelled() or future.exception() is not None:
             return
         message = future.result()
-        if message is not None:  # taken by the waiter after cancellation
-            try:
-                _c.msgsnd(msqid, message.data, message.type, IPC_NOWAIT)
-            except BlockingIOError:
-                # The queue is full: wait for room as long as it takes, in a
-                # worker (this callback may run on the event loop's thread).
-                # Giving up would lose the message.
-                _waiter_pool().submit(_c.msgsnd, msqid, message.data, message.type)
+        if message is not None:  # taken by the waiter after its caller left
+            _requeue(msqid, message)
 
     return callback
+
+
+def _requeue(msqid: int, message: Message) -> None:
+    """Send a message taken for a caller that left back to its queue."""
+    global _requeuer
+    try:
+        _c.msgsnd(msqid, message.data, message.type, IPC_NOWAIT)
+        return
+    except BlockingIOError:
+        pass
+    # The queue is full: a daemon thread waits for room as long as it takes
+    # (giving up would lose the message), without holding up interpreter
+    # exit; at exit whatever it still holds goes to a keeper process.
+    with _pending_lock:
+        _pending.append((msqid, message))
+        if _requeuer is None and not _exiting:
+            _requeuer = threading.Thread(target=_requeue_loop, name="sysvipc-requeue", daemon=True)
+            _requeuer.start()
+
+
+def _requeue_loop() -> None:
+    global _requeuer
+    lock = _pending_lock
+    while True:
+        with lock:
+            if _exiting or not _pending:
+                _requeuer = None
+                return
+            msqid, message = _pending[0]
+        try:
+            _c.msgsnd(msqid, message.data, message.type, timeout=_REQUEUE_SLICE)
+        except TimeoutError:
+            with lock:  # still full: give the other queues a turn
+                _pending.append(_pending.pop(0))
+            continue
+        except OSError:
+            pass  # the queue is gone, and its messages with it
+        with lock:
+            _pending.pop(0)
+
+
+@atexit.register
+def _hand_over_pending_requeues() -> None:
+    """At interpreter exit: stop the re-queuer (within one slice) and give
+    the messages still waiting for room to a keeper process, which sends
+    them when there is room (or the queue is removed), so exit is prompt and
+    nothing is lost."""
+    global _exiting
+    with _pending_lock:
+        _exiting = True
+        thread = _requeuer
+    if thread is not None:
+        thread.join(10)
+        if thread.is_alive():  # cannot happen: each try lasts one slice
+            return
+    with _pending_lock:
+        left = list(_pending)
+        _pending.clear()
+    still_full = []
+    for msqid, message in left:
+        try:
+            _c.msgsnd(msqid, message.data, message.type, IPC_NOWAIT)
+        except BlockingIOError:
+            still_full.append((msqid, message))
+        except OSError:
+            pass
+    if still_full:
+        _keep_in_a_child(still_full)
+
+
+def _keep_in_a_child(messages: list[tuple[int, Message]]) -> None:
+    with warnings.catch_warnings():  # 3.12+: fork with threads alive
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid != 0:
+        return
+    try:  # the keeper: detached from the terminal and from every pipe
+        os.setsid()
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+        for msqid, message in messages:
+            try:
+                _c.msgsnd(msqid, message.data, message.type)
+            except OSError:
+                pass
+    finally:
+        os._exit(0)
