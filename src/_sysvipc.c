@@ -1213,6 +1213,9 @@ msgsnd_impl(module_state *st, int msqid, PyObject *data, long mtype, int flags,
     else if (len > 0) {
         memcpy(msg->mtext, view.buf, (size_t)len);
     }
+    // Not held during the wait: a child forked meanwhile would inherit the
+    // export with no thread left to release it.
+    PyBuffer_Release(&view);
 
     int rc, err = 0, async_err = 0;
     waker w = {.active = 0};
@@ -1310,7 +1313,6 @@ msgsnd_impl(module_state *st, int msqid, PyObject *data, long mtype, int flags,
     if (msg != &stackbuf) {
         PyMem_RawFree(msg);
     }
-    PyBuffer_Release(&view);
     if (async_err) {
         return NULL;
     }

@@ -468,3 +468,37 @@ def test_child_forked_during_a_large_copy_can_detach() -> None:
     )
     assert out.split()[-1] == "ok"
 
+
+
+def test_child_forked_during_a_blocking_send_from_shared_memory_can_detach() -> None:
+    """The same class: a send that waits for room must not hold the export
+    of its data during the wait, or a child forked meanwhile keeps it."""
+    child(
+        """
+        shm = SharedMemory(size=4096, remove_on_close=True)
+        attachment = shm._attachment
+        q = ll.msgget(ll.IPC_PRIVATE, ll.IPC_CREAT)
+        try:
+            ll.msgctl(q, ll.IPC_SET, qbytes=4096)
+            ll.msgsnd(q, bytes(4096), 1)  # full
+            t = threading.Thread(target=ll.msgsnd, args=(q, shm, 2), kwargs={"timeout": 30})
+            t.start()
+            wait_until_blocked(t.native_id)
+            pid = os.fork()
+            if pid == 0:
+                code = 1
+                try:
+                    code = 2 if attachment.exports else 3
+                    attachment.detach()
+                    code = 0
+                finally:
+                    os._exit(code)
+            assert reap(pid) == 0
+            ll.msgrcv(q, 8192, 1)  # room: the send completes
+            t.join(30)
+            assert ll.msgrcv(q, 8192, 2, timeout=10).data == bytes(4096)
+        finally:
+            ll.msgctl(q, ll.IPC_RMID)
+            shm.close()
+        """
+    )
