@@ -533,11 +533,11 @@ typedef struct waiter {
 static pthread_mutex_t watchdog_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t watchdog_cond; // on CLOCK_MONOTONIC
 static pthread_once_t watchdog_once = PTHREAD_ONCE_INIT;
-static int watchdog_usable;       // watchdog_cond initialised
-static int watchdog_running;      // the thread exists in this process
-static pid_t watchdog_pid;        // the process it runs in
-static int64_t watchdog_wake;     // when it wakes next (INT64_MAX: idle)
-static waiter *watchdog_waiters;  // the waits in progress
+static int watchdog_usable;           // watchdog_cond initialised
+static int watchdog_running;          // the thread exists in this process
+static pid_t watchdog_pid;            // the process it runs in
+static int64_t watchdog_wake;         // when it wakes next (INT64_MAX: idle)
+static waiter *watchdog_waiters;      // the waits in progress
 static unsigned long fork_generation; // +1 in each forked child
 
 static int

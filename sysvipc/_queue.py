@@ -175,14 +175,17 @@ class MessageQueue(_c.MessageQueueBase, IPCObject):
     ) -> Message:
         """Receive without blocking the event loop.
 
-        Cancelling it never loses a message: messages are only taken off the
-        queue on the event loop's thread, in a non-blocking call that either
-        returns the message to this coroutine or leaves it queued.  The
-        waiting happens in a worker thread that blocks in the kernel until a
-        matching message *exists*, without taking it (a zero-byte receive
-        that the kernel answers with E2BIG).  A zero-length message is the
-        one exception the kernel forces: the waiter does receive it, and if
-        this call was cancelled meanwhile it is sent back to the queue.
+        Cancelling it (or closing the coroutine, or its timeout) never loses
+        a message: messages are only taken off the queue on the event loop's
+        thread, in a non-blocking call that either returns the message to
+        this coroutine or leaves it queued.  The waiting happens in a worker
+        thread that blocks in the kernel until a matching message *exists*,
+        without taking it (a zero-byte receive that the kernel answers with
+        E2BIG).  A zero-length message is the one exception the kernel
+        forces: the waiter does receive it, and if this call ended meanwhile
+        it is sent back to the queue (by a daemon thread if the queue is
+        full, and at interpreter exit by a keeper process, so exit is never
+        held up).  ``timeout`` is enforced here as well as in the worker.
 
         Each call waiting on an empty queue holds one worker thread (from a
         shared pool of up to 1024, reused), which wakes the moment a message

@@ -469,7 +469,6 @@ def test_child_forked_during_a_large_copy_can_detach() -> None:
     assert out.split()[-1] == "ok"
 
 
-
 def test_child_forked_during_a_blocking_send_from_shared_memory_can_detach() -> None:
     """The same class: a send that waits for room must not hold the export
     of its data during the wait, or a child forked meanwhile keeps it."""
