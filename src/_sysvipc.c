@@ -452,6 +452,8 @@ parse_timeout(PyObject *obj, int *has_deadline, int64_t *deadline)
  *    (pthread_atfork) and its first timed wait starts its own watchdog.
  *    A waiter joins the list afresh, with its current thread id, for each
  *    blocking call, so a fork from a signal handler during a wait is fine.
+ * The watchdog ends a second after the last wait, so no thread is left
+ * behind when timed calls are not in use.
  * The signal may land just before the syscall begins; it is then sent
  * again after 100 µs, 200 µs, ... (at most every 10 ms) until the waiter
  * leaves the list.
@@ -527,6 +529,8 @@ typedef struct waiter {
 
 #define KICK_FIRST_BACKOFF_NS 100000
 #define KICK_MAX_BACKOFF_NS 10000000
+/* How long the watchdog outlives the last wait. */
+#define WATCHDOG_LINGER_NS 1000000000
 
 // All guarded by watchdog_lock, except fork_generation (changed in a
 // forked child only, while it has a single thread; read with the GIL).
@@ -604,6 +608,7 @@ watchdog_main(void *arg)
 {
     (void)arg;
     int signo = wakeup_signal();
+    int64_t idle_since = 0;
     pthread_mutex_lock(&watchdog_lock);
     for (;;) {
         int64_t now = monotonic_ns();
@@ -620,16 +625,28 @@ watchdog_main(void *arg)
                 next = w->next_kick;
             }
         }
-        watchdog_wake = next;
         if (next == INT64_MAX) {
-            pthread_cond_wait(&watchdog_cond, &watchdog_lock);
+            // Nothing waits: linger a while for the next wait, then end,
+            // so that no thread is left when timed calls are not in use.
+            if (idle_since == 0) {
+                idle_since = now;
+            }
+            else if (now - idle_since >= WATCHDOG_LINGER_NS) {
+                watchdog_running = 0;
+                watchdog_wake = INT64_MAX;
+                pthread_mutex_unlock(&watchdog_lock);
+                return NULL;
+            }
+            watchdog_wake = INT64_MAX;
+            next = idle_since + WATCHDOG_LINGER_NS;
         }
         else {
-            struct timespec ts = ns_to_timespec(next);
-            pthread_cond_timedwait(&watchdog_cond, &watchdog_lock, &ts);
+            idle_since = 0;
+            watchdog_wake = next;
         }
+        struct timespec ts = ns_to_timespec(next);
+        pthread_cond_timedwait(&watchdog_cond, &watchdog_lock, &ts);
     }
-    return NULL;
 }
 
 /* Start the watchdog in this process; watchdog_lock held. */

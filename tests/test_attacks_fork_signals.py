@@ -196,6 +196,38 @@ def test_expired_timed_waits_take_no_signals_while_waiting_for_the_gil() -> None
     assert switches < 16 * 500, switches
 
 
+def test_the_timeout_watchdog_leaves_no_thread_behind() -> None:
+    """The thread that ends timed waits exists only while they are in use,
+    so a process that stopped using them is single-threaded again (a fork
+    then draws no multi-threading warning on 3.12+)."""
+    child(
+        """
+        def threads():
+            with open("/proc/self/status") as f:
+                return next(int(line.split()[1]) for line in f if line.startswith("Threads:"))
+        q = ll.msgget(ll.IPC_PRIVATE, ll.IPC_CREAT)
+        try:
+            assert threads() == 1
+            for _ in range(3):
+                try:
+                    ll.msgrcv(q, 10, timeout=0.1)
+                except TimeoutError:
+                    pass
+            assert threads() == 2  # the watchdog
+            deadline = time.monotonic() + 20
+            while threads() != 1:
+                assert time.monotonic() < deadline, "the watchdog never ended"
+                time.sleep(0.05)
+            try:  # and it comes back when needed
+                ll.msgrcv(q, 10, timeout=0.1)
+            except TimeoutError:
+                pass
+        finally:
+            ll.msgctl(q, ll.IPC_RMID)
+        """
+    )
+
+
 # --------------------------------------------------------------------------
 # 5. the wake-up signal's disposition changed during a wait
 # --------------------------------------------------------------------------
