@@ -665,7 +665,7 @@ watchdog_start(void)
     int rc = pthread_attr_init(&attr);
     if (rc == 0) {
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        pthread_attr_setstacksize(&attr, 64 * 1024);
+        pthread_attr_setstacksize(&attr, 256 * 1024);
         rc = pthread_create(&thread, &attr, watchdog_main, NULL);
         pthread_attr_destroy(&attr);
     }

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import atexit
 import errno
 import os
 import random
-import threading
 import time
-import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -42,18 +39,9 @@ _WAIT_JITTER = 0.25
 _SEND_POLL_MIN = 0.0001
 _SEND_POLL_MAX = 0.005
 
-# How long one try of a re-queue to a full queue lasts before the re-queuer
-# looks at the other pending messages, or at interpreter exit.
-_REQUEUE_SLICE = 0.05
-
-# Per-process state, all of it reset in a forked child (_reset_after_fork):
-# the child has none of the parent's threads, and the messages the parent's
-# re-queuer holds are the parent's to deliver.
+# The worker pool is per process: a forked child has none of the parent's
+# threads, so it starts a pool of its own (see _reset_after_fork).
 _waiters: ThreadPoolExecutor | None = None
-_pending: list[tuple[int, Message]] = []  # re-queues waiting for room
-_pending_lock = threading.Lock()
-_requeuer: threading.Thread | None = None
-_exiting = False
 
 
 def _waiter_pool() -> ThreadPoolExecutor:
@@ -64,12 +52,8 @@ def _waiter_pool() -> ThreadPoolExecutor:
 
 
 def _reset_after_fork() -> None:
-    global _waiters, _pending, _pending_lock, _requeuer, _exiting
+    global _waiters
     _waiters = None  # the parent's pool, without its threads: never used
-    _pending = []
-    _pending_lock = threading.Lock()
-    _requeuer = None
-    _exiting = False
 
 
 os.register_at_fork(after_in_child=_reset_after_fork)
@@ -183,9 +167,9 @@ class MessageQueue(_c.MessageQueueBase, IPCObject):
         without taking it (a zero-byte receive that the kernel answers with
         E2BIG).  A zero-length message is the one exception the kernel
         forces: the waiter does receive it, and if this call ended meanwhile
-        it is sent back to the queue (by a daemon thread if the queue is
-        full, and at interpreter exit by a keeper process, so exit is never
-        held up).  ``timeout`` is enforced here as well as in the worker.
+        it is sent back to the queue (if the queue is full, by a keeper
+        process that waits for room, so that interpreter exit is never held
+        up).  ``timeout`` is enforced here as well as in the worker.
 
         Each call waiting on an empty queue holds one worker thread (from a
         shared pool of up to 1024, reused), which wakes the moment a message
@@ -317,88 +301,34 @@ def _requeue_if_taken(msqid: int) -> Any:
 
 def _requeue(msqid: int, message: Message) -> None:
     """Send a message taken for a caller that left back to its queue."""
-    global _requeuer
     try:
         _c.msgsnd(msqid, message.data, message.type, IPC_NOWAIT)
-        return
     except BlockingIOError:
-        pass
-    # The queue is full: a daemon thread waits for room as long as it takes
-    # (giving up would lose the message), without holding up interpreter
-    # exit; at exit whatever it still holds goes to a keeper process.
-    with _pending_lock:
-        _pending.append((msqid, message))
-        if _requeuer is None and not _exiting:
-            _requeuer = threading.Thread(target=_requeue_loop, name="sysvipc-requeue", daemon=True)
-            _requeuer.start()
+        # The queue is full: waiting here for room could hold up interpreter
+        # exit forever, and giving up would lose the message.  A keeper
+        # process waits instead, as long as it takes.
+        _keep_in_a_child(msqid, message)
 
 
-def _requeue_loop() -> None:
-    global _requeuer
-    lock = _pending_lock
-    while True:
-        with lock:
-            if _exiting or not _pending:
-                _requeuer = None
-                return
-            msqid, message = _pending[0]
-        try:
-            _c.msgsnd(msqid, message.data, message.type, timeout=_REQUEUE_SLICE)
-        except TimeoutError:
-            with lock:  # still full: give the other queues a turn
-                _pending.append(_pending.pop(0))
-            continue
-        except OSError:
-            pass  # the queue is gone, and its messages with it
-        with lock:
-            _pending.pop(0)
-
-
-@atexit.register
-def _hand_over_pending_requeues() -> None:
-    """At interpreter exit: stop the re-queuer (within one slice) and give
-    the messages still waiting for room to a keeper process, which sends
-    them when there is room (or the queue is removed), so exit is prompt and
-    nothing is lost."""
-    global _exiting
-    with _pending_lock:
-        _exiting = True
-        thread = _requeuer
-    if thread is not None:
-        thread.join(10)
-        if thread.is_alive():  # cannot happen: each try lasts one slice
-            return
-    with _pending_lock:
-        left = list(_pending)
-        _pending.clear()
-    still_full = []
-    for msqid, message in left:
-        try:
-            _c.msgsnd(msqid, message.data, message.type, IPC_NOWAIT)
-        except BlockingIOError:
-            still_full.append((msqid, message))
-        except OSError:
-            pass
-    if still_full:
-        _keep_in_a_child(still_full)
-
-
-def _keep_in_a_child(messages: list[tuple[int, Message]]) -> None:
-    with warnings.catch_warnings():  # 3.12+: fork with threads alive
-        warnings.simplefilter("ignore", DeprecationWarning)
-        pid = os.fork()
+def _keep_in_a_child(msqid: int, message: Message) -> None:
+    """Fork a process that sends ``message`` as soon as the queue has room
+    (or ends when the queue is removed), detached from the terminal and from
+    every pipe, so that nothing waits for it."""
+    pid = os.fork()
     if pid != 0:
+        os.waitpid(pid, 0)  # the middle process exits at once
         return
-    try:  # the keeper: detached from the terminal and from every pipe
+    try:
+        if os.fork() != 0:  # the keeper is a grandchild: nobody's zombie
+            return
         os.setsid()
         devnull = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(devnull, fd)
         os.closerange(3, os.sysconf("SC_OPEN_MAX"))
-        for msqid, message in messages:
-            try:
-                _c.msgsnd(msqid, message.data, message.type)
-            except OSError:
-                pass
+        try:
+            _c.msgsnd(msqid, message.data, message.type)
+        except OSError:
+            pass  # the queue is gone, and its messages with it
     finally:
         os._exit(0)
