@@ -333,6 +333,41 @@ def test_receive_async_works_in_a_forked_child_after_the_parent_used_it() -> Non
     )
 
 
+def test_receive_async_timeout_holds_even_if_no_worker_ever_runs() -> None:
+    """The timeout is enforced in the coroutine, not only in the worker: with
+    the parent's pool put back in a forked child (its threads do not exist
+    there, so a submitted wait never runs), the call still times out."""
+    child(
+        """
+        import sysvipc._queue as queue_module
+        q = MessageQueue(remove_on_close=True)
+        async def use():
+            try:
+                await q.receive_async(timeout=0.05)
+            except TimeoutError:
+                pass
+        try:
+            asyncio.run(use())
+            inherited = queue_module._waiters
+            pid = os.fork()
+            if pid == 0:
+                code = 1
+                try:
+                    queue_module._waiters = inherited  # no thread will run
+                    start = time.monotonic()
+                    try:
+                        asyncio.run(q.receive_async(timeout=0.3))
+                    except TimeoutError:
+                        code = 0 if time.monotonic() - start < 15 else 3
+                finally:
+                    os._exit(code)
+            assert reap(pid, 30) == 0
+        finally:
+            q.close()
+        """
+    )
+
+
 # --------------------------------------------------------------------------
 # 7. a receive_async coroutine closed instead of cancelled
 # --------------------------------------------------------------------------
