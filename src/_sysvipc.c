@@ -54,9 +54,6 @@
 #ifndef SEMVMX
 #define SEMVMX 32767 // the kernel's limit, fixed in ipc/sem.c
 #endif
-#ifndef SIGEV_THREAD_ID
-#define SIGEV_THREAD_ID 4
-#endif
 
 /* Messages up to this size are received through a buffer on the stack. */
 #define STACK_MSG_SIZE 8192
@@ -435,15 +432,37 @@ parse_timeout(PyObject *obj, int *has_deadline, int64_t *deadline)
 
 /*
  * The kernel has no timed msgsnd/msgrcv.  A timed call blocks in the plain
- * syscall and a POSIX timer, aimed at the calling thread alone, sends it a
- * real-time signal at the deadline (and every 100 µs after, in case
- * the first one landed just before the syscall began).  The signal's
+ * syscall, and at the deadline a watchdog thread (one per process, started
+ * by the first timed wait) sends the waiting thread a real-time signal whose
  * handler does nothing: its only effect is the EINTR that ends the wait.
  * Waiting costs no CPU and a message is delivered the moment it arrives.
  *
- * The signal is taken only while nobody else uses it; otherwise, and where
- * timers are not available, the wait falls back to polling with IPC_NOWAIT.
- * The handler is process-wide state by nature, hence the static flag.
+ * A thread rather than a POSIX timer per wait, for three reasons:
+ *  - a waiter leaves the watchdog's list the moment its syscall returns,
+ *    before it waits for the GIL: nothing signals a thread that waits for
+ *    the GIL (a timer kept firing every 100 µs until the GIL came back, and
+ *    many expired waits slowed the GIL holder to a crawl);
+ *  - the watchdog looks at the signal's disposition right before each
+ *    signal it sends.  SIG_DFL would kill the process (the save-and-restore
+ *    idiom sets it, since Python reports SIG_DFL for a handler installed
+ *    from C) and SIG_IGN would make the signal vanish: both are replaced by
+ *    the no-op handler first.  A handler of the application's own gets the
+ *    signal (the wait must end on time);
+ *  - fork copies neither threads nor timers: the child's state is reset
+ *    (pthread_atfork) and its first timed wait starts its own watchdog.
+ *    A waiter joins the list afresh, with its current thread id, for each
+ *    blocking call, so a fork from a signal handler during a wait is fine.
+ * The watchdog ends a second after the last wait, so no thread is left
+ * behind when timed calls are not in use.
+ * The signal may land just before the syscall begins; it is then sent
+ * again after 100 µs, 200 µs, ... (at most every 10 ms) until the waiter
+ * leaves the list.
+ *
+ * A wait takes the signal only while nobody else handles it (disposition
+ * SIG_DFL, SIG_IGN or ours); otherwise, and where no thread can be started,
+ * it falls back to polling with IPC_NOWAIT.  Signal dispositions, the
+ * watchdog and the fork generation are process-wide by nature, hence the
+ * static state.
  */
 
 static void
@@ -458,6 +477,31 @@ wakeup_signal(void)
     return SIGRTMIN + 5;
 }
 
+static int
+wakeup_handler_installed(const struct sigaction *sa)
+{
+    return !(sa->sa_flags & SA_SIGINFO) && sa->sa_handler == wakeup_handler;
+}
+
+/* SIG_DFL or SIG_IGN: nobody handles the signal. */
+static int
+wakeup_signal_unhandled(const struct sigaction *sa)
+{
+    return !(sa->sa_flags & SA_SIGINFO) &&
+           (sa->sa_handler == SIG_DFL || sa->sa_handler == SIG_IGN);
+}
+
+static int
+install_wakeup_handler(int signo)
+{
+    struct sigaction action;
+    memset(&action, 0, sizeof(action));
+    action.sa_handler = wakeup_handler;
+    sigfillset(&action.sa_mask);
+    action.sa_flags = 0; // no SA_RESTART: the point is the EINTR
+    return sigaction(signo, &action, NULL);
+}
+
 /* 1 when the wake-up handler is (now) installed, 0 when it cannot be. */
 static int
 wakeup_signal_ready(void)
@@ -467,59 +511,192 @@ wakeup_signal_ready(void)
     if (signo > SIGRTMAX || sigaction(signo, NULL, &current) < 0) {
         return 0;
     }
-    if (!(current.sa_flags & SA_SIGINFO) &&
-        current.sa_handler == wakeup_handler) {
+    if (wakeup_handler_installed(&current)) {
         return 1;
     }
-    if ((current.sa_flags & SA_SIGINFO) || current.sa_handler != SIG_DFL) {
+    if (!wakeup_signal_unhandled(&current)) {
         return 0; // the application uses this signal: leave it alone
     }
-    struct sigaction action;
-    memset(&action, 0, sizeof(action));
-    action.sa_handler = wakeup_handler;
-    sigfillset(&action.sa_mask);
-    action.sa_flags = 0; // no SA_RESTART: the point is the EINTR
-    return sigaction(signo, &action, NULL) == 0;
+    return install_wakeup_handler(signo) == 0;
 }
 
+typedef struct waiter {
+    struct waiter *prev, *next;
+    pid_t tid;
+    int64_t next_kick; // when to send the signal (next)
+    int64_t backoff;   // the pause before the one after
+} waiter;
+
+#define KICK_FIRST_BACKOFF_NS 100000
+#define KICK_MAX_BACKOFF_NS 10000000
+/* How long the watchdog outlives the last wait. */
+#define WATCHDOG_LINGER_NS 1000000000
+
+// All guarded by watchdog_lock, except fork_generation (changed in a
+// forked child only, while it has a single thread; read with the GIL).
+static pthread_mutex_t watchdog_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t watchdog_cond; // on CLOCK_MONOTONIC
+static pthread_once_t watchdog_once = PTHREAD_ONCE_INIT;
+static int watchdog_usable;           // watchdog_cond initialised
+static int watchdog_running;          // the thread exists in this process
+static pid_t watchdog_pid;            // the process it runs in
+static int64_t watchdog_wake;         // when it wakes next (INT64_MAX: idle)
+static waiter *watchdog_waiters;      // the waits in progress
+static unsigned long fork_generation; // +1 in each forked child
+
+static int
+watchdog_cond_init(void)
+{
+    pthread_condattr_t attr;
+    int ok = pthread_condattr_init(&attr) == 0 &&
+             pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) == 0 &&
+             pthread_cond_init(&watchdog_cond, &attr) == 0;
+    pthread_condattr_destroy(&attr);
+    return ok;
+}
+
+static void
+watchdog_before_fork(void)
+{
+    pthread_mutex_lock(&watchdog_lock);
+}
+
+static void
+watchdog_after_fork_parent(void)
+{
+    pthread_mutex_unlock(&watchdog_lock);
+}
+
+static void
+watchdog_after_fork_child(void)
+{
+    // Only the forking thread exists here: no watchdog, no other waiter,
+    // no copy in flight.  Fresh synchronisation objects, as the old ones
+    // may name threads that are gone.
+    pthread_mutex_init(&watchdog_lock, NULL);
+    watchdog_usable = watchdog_usable && watchdog_cond_init();
+    watchdog_running = 0;
+    watchdog_wake = INT64_MAX;
+    watchdog_waiters = NULL;
+    fork_generation++;
+}
+
+static void
+watchdog_setup(void)
+{
+    watchdog_wake = INT64_MAX;
+    watchdog_usable =
+        watchdog_cond_init() &&
+        pthread_atfork(watchdog_before_fork, watchdog_after_fork_parent,
+                       watchdog_after_fork_child) == 0;
+}
+
+/* Send the signal to one waiter; watchdog_lock held. */
+static void
+watchdog_kick(const waiter *w, int signo)
+{
+    struct sigaction current;
+    if (sigaction(signo, NULL, &current) == 0 &&
+        wakeup_signal_unhandled(&current)) {
+        install_wakeup_handler(signo); // SIG_DFL kills, SIG_IGN drops it
+    }
+    syscall(SYS_tgkill, watchdog_pid, w->tid, signo);
+}
+
+static void *
+watchdog_main(void *arg)
+{
+    (void)arg;
+    int signo = wakeup_signal();
+    int64_t idle_since = 0;
+    pthread_mutex_lock(&watchdog_lock);
+    for (;;) {
+        int64_t now = monotonic_ns();
+        int64_t next = INT64_MAX;
+        for (waiter *w = watchdog_waiters; w != NULL; w = w->next) {
+            if (w->next_kick <= now) {
+                watchdog_kick(w, signo);
+                w->next_kick = now + w->backoff;
+                w->backoff = w->backoff * 2 > KICK_MAX_BACKOFF_NS
+                                 ? KICK_MAX_BACKOFF_NS
+                                 : w->backoff * 2;
+            }
+            if (w->next_kick < next) {
+                next = w->next_kick;
+            }
+        }
+        if (next == INT64_MAX) {
+            // Nothing waits: linger a while for the next wait, then end,
+            // so that no thread is left when timed calls are not in use.
+            if (idle_since == 0) {
+                idle_since = now;
+            }
+            else if (now - idle_since >= WATCHDOG_LINGER_NS) {
+                watchdog_running = 0;
+                watchdog_wake = INT64_MAX;
+                pthread_mutex_unlock(&watchdog_lock);
+                return NULL;
+            }
+            watchdog_wake = INT64_MAX;
+            next = idle_since + WATCHDOG_LINGER_NS;
+        }
+        else {
+            idle_since = 0;
+            watchdog_wake = next;
+        }
+        struct timespec ts = ns_to_timespec(next);
+        pthread_cond_timedwait(&watchdog_cond, &watchdog_lock, &ts);
+    }
+}
+
+/* Start the watchdog in this process; watchdog_lock held. */
+static int
+watchdog_start(void)
+{
+    if (!watchdog_usable) {
+        return -1;
+    }
+    // The thread inherits a mask that blocks every signal: it takes none.
+    sigset_t all, saved;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &saved);
+    pthread_attr_t attr;
+    pthread_t thread;
+    int rc = pthread_attr_init(&attr);
+    if (rc == 0) {
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        pthread_attr_setstacksize(&attr, 256 * 1024);
+        rc = pthread_create(&thread, &attr, watchdog_main, NULL);
+        pthread_attr_destroy(&attr);
+    }
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
+    if (rc != 0) {
+        return -1;
+    }
+    watchdog_running = 1;
+    watchdog_pid = getpid();
+    return 0;
+}
+
+/*
+ * A timed call's use of the signal: waker_start (GIL held) claims the
+ * signal and unblocks it in this thread; waker_arm and waker_disarm
+ * bracket each blocking syscall with the GIL released (no Python API);
+ * waker_stop restores the signal mask.
+ */
 typedef struct {
-    timer_t timer;
+    waiter node;
     sigset_t saved_mask;
     int active;
 } waker;
 
 static int
-waker_start(waker *w, int64_t deadline)
+waker_start(waker *w)
 {
     w->active = 0;
-    if (!wakeup_signal_ready()) {
-        return -1;
-    }
-    struct sigevent sev;
-    memset(&sev, 0, sizeof(sev));
-    sev.sigev_notify = SIGEV_THREAD_ID;
-    sev.sigev_signo = wakeup_signal();
-#if defined(sigev_notify_thread_id)
-    sev.sigev_notify_thread_id = (pid_t)syscall(SYS_gettid);
-#elif defined(__GLIBC__)
-    sev._sigev_un._tid = (pid_t)syscall(SYS_gettid);
-#else
-    return -1;
-#endif
-    if (timer_create(CLOCK_MONOTONIC, &sev, &w->timer) < 0) {
-        return -1;
-    }
-    struct itimerspec its;
-    its.it_value = ns_to_timespec(deadline);
-    if (its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0) {
-        its.it_value.tv_nsec = 1; // zero would disarm the timer
-    }
-    its.it_interval.tv_sec = 0;
-    // Repeats only matter when the first signal landed before the syscall
-    // began: they bound how late such a wait ends.
-    its.it_interval.tv_nsec = 100000;
-    if (timer_settime(w->timer, TIMER_ABSTIME, &its, NULL) < 0) {
-        timer_delete(w->timer);
+    if (!wakeup_signal_ready() ||
+        pthread_once(&watchdog_once, watchdog_setup) != 0 ||
+        !watchdog_usable) {
         return -1;
     }
     sigset_t unblock;
@@ -530,11 +707,55 @@ waker_start(waker *w, int64_t deadline)
     return 0;
 }
 
+/* Join the watchdog's list; -1 if no watchdog can run (then poll). */
+static int
+waker_arm(waker *w, int64_t deadline)
+{
+    waiter *node = &w->node;
+    node->tid = (pid_t)syscall(SYS_gettid);
+    node->next_kick = deadline;
+    node->backoff = KICK_FIRST_BACKOFF_NS;
+    pthread_mutex_lock(&watchdog_lock);
+    if (!watchdog_running && watchdog_start() < 0) {
+        pthread_mutex_unlock(&watchdog_lock);
+        return -1;
+    }
+    node->prev = NULL;
+    node->next = watchdog_waiters;
+    if (node->next != NULL) {
+        node->next->prev = node;
+    }
+    watchdog_waiters = node;
+    if (deadline < watchdog_wake) {
+        watchdog_wake = deadline;
+        pthread_cond_signal(&watchdog_cond);
+    }
+    pthread_mutex_unlock(&watchdog_lock);
+    return 0;
+}
+
+/* Leave the list: no signal is sent to this thread after this. */
+static void
+waker_disarm(waker *w)
+{
+    waiter *node = &w->node;
+    pthread_mutex_lock(&watchdog_lock);
+    if (node->prev != NULL) {
+        node->prev->next = node->next;
+    }
+    else {
+        watchdog_waiters = node->next;
+    }
+    if (node->next != NULL) {
+        node->next->prev = node->prev;
+    }
+    pthread_mutex_unlock(&watchdog_lock);
+}
+
 static void
 waker_stop(waker *w)
 {
     if (w->active) {
-        timer_delete(w->timer);
         pthread_sigmask(SIG_SETMASK, &w->saved_mask, NULL);
         w->active = 0;
     }
@@ -1009,6 +1230,9 @@ msgsnd_impl(module_state *st, int msqid, PyObject *data, long mtype, int flags,
     else if (len > 0) {
         memcpy(msg->mtext, view.buf, (size_t)len);
     }
+    // Not held during the wait: a child forked meanwhile would inherit the
+    // export with no thread left to release it.
+    PyBuffer_Release(&view);
 
     int rc, err = 0, async_err = 0;
     waker w = {.active = 0};
@@ -1038,10 +1262,22 @@ msgsnd_impl(module_state *st, int msqid, PyObject *data, long mtype, int flags,
             Py_END_ALLOW_THREADS
         }
         else {
+            int armed = 0;
             Py_BEGIN_ALLOW_THREADS
-            rc = msgsnd(msqid, msg, (size_t)len, callflags);
+            armed = w.active && waker_arm(&w, deadline) == 0;
+            rc = msgsnd(msqid, msg, (size_t)len,
+                        armed || !w.active ? callflags
+                                           : callflags | IPC_NOWAIT);
             err = errno;
+            if (armed) {
+                waker_disarm(&w); // before the GIL: no signal while waiting
+            }
             Py_END_ALLOW_THREADS
+            if (w.active && !armed) {
+                waker_stop(&w); // no watchdog in this process: poll
+                polling = 1;
+                callflags |= IPC_NOWAIT;
+            }
         }
         if (rc == 0) {
             break;
@@ -1067,8 +1303,8 @@ msgsnd_impl(module_state *st, int msqid, PyObject *data, long mtype, int flags,
                 break;
             }
             if (!w.active && !polling) {
-                if (waker_start(&w, deadline) == 0) {
-                    callflags = flags; // block; the timer ends the wait
+                if (waker_start(&w) == 0) {
+                    callflags = flags; // block; the watchdog ends the wait
                 }
                 else {
                     polling = 1;
@@ -1094,7 +1330,6 @@ msgsnd_impl(module_state *st, int msqid, PyObject *data, long mtype, int flags,
     if (msg != &stackbuf) {
         PyMem_RawFree(msg);
     }
-    PyBuffer_Release(&view);
     if (async_err) {
         return NULL;
     }
@@ -1208,10 +1443,22 @@ receive_loop(int msqid, void *buf, size_t cap, long mtype, int flags,
             }
         }
         else {
+            int armed = 0;
             Py_BEGIN_ALLOW_THREADS
-            n = msgrcv(msqid, buf, cap, mtype, callflags);
+            armed = w.active && waker_arm(&w, deadline) == 0;
+            n = msgrcv(msqid, buf, cap, mtype,
+                       armed || !w.active ? callflags
+                                          : callflags | IPC_NOWAIT);
             e = errno;
+            if (armed) {
+                waker_disarm(&w); // before the GIL: no signal while waiting
+            }
             Py_END_ALLOW_THREADS
+            if (w.active && !armed) {
+                waker_stop(&w); // no watchdog in this process: poll
+                polling = 1;
+                callflags |= IPC_NOWAIT;
+            }
         }
         if (n >= 0) {
             break;
@@ -1233,7 +1480,7 @@ receive_loop(int msqid, void *buf, size_t cap, long mtype, int flags,
                 break;
             }
             if (!w.active && !polling) {
-                if (waker_start(&w, deadline) == 0) {
+                if (waker_start(&w) == 0) {
                     callflags = flags;
                 }
                 else {
@@ -2585,7 +2832,11 @@ typedef struct {
     PyObject_HEAD
     char *addr; // NULL once detached
     Py_ssize_t size;
-    Py_ssize_t exports; // buffer views alive, plus copies in progress
+    Py_ssize_t exports; // buffer views alive
+    // Large copies in progress (GIL released), counted in the process that
+    // makes them: a child forked meanwhile has none (see copy_begin).
+    Py_ssize_t copies;
+    unsigned long copies_generation;
     int shmid;
     int readonly;
     // After detach(): the anonymous mapping that took the segment's place,
@@ -2616,6 +2867,36 @@ typedef struct HandleObject {
     size_t leftover_size;
     int leftover_is_segment; // 1: still the segment itself (shmdt it)
 } HandleObject;
+
+/*
+ * A copy made with the GIL released keeps the mapping from being detached
+ * under it.  The count is per process: the thread making the copy does not
+ * exist in a child forked meanwhile, so there the copy never ends and must
+ * not count (fork_generation changes in every forked child).
+ */
+static void
+copy_begin(AttachmentObject *self)
+{
+    if (self->copies_generation != fork_generation) {
+        self->copies = 0; // the parent's copies, inherited by fork
+        self->copies_generation = fork_generation;
+    }
+    self->copies++;
+}
+
+static void
+copy_end(AttachmentObject *self)
+{
+    if (self->copies_generation == fork_generation) {
+        self->copies--;
+    }
+}
+
+static Py_ssize_t
+copies_in_flight(AttachmentObject *self)
+{
+    return self->copies_generation == fork_generation ? self->copies : 0;
+}
 
 static int
 attachment_check_open(AttachmentObject *self)
@@ -2787,6 +3068,12 @@ attachment_detach(AttachmentObject *self, PyObject *Py_UNUSED(ignored))
                      self->exports);
         return NULL;
     }
+    if (copies_in_flight(self) > 0) {
+        PyErr_SetString(PyExc_BufferError,
+                        "cannot detach: another thread is copying to or "
+                        "from the segment");
+        return NULL;
+    }
     int err;
     if (attachment_detach_now(self, 1, &err) < 0) {
         module_state *st = get_state_by_type(Py_TYPE(self));
@@ -2829,17 +3116,16 @@ attachment_range(AttachmentObject *self, PyObject *offset_obj,
     return 0;
 }
 
-/* memcpy, with the GIL released for large copies.  Holds an export so the
- * mapping cannot be detached under the copy. */
+/* memcpy, with the GIL released for large copies. */
 static void
 attachment_copy(AttachmentObject *self, void *dst, const void *src, size_t n)
 {
     if (n >= GIL_RELEASE_COPY_SIZE) {
-        self->exports++;
+        copy_begin(self);
         Py_BEGIN_ALLOW_THREADS
         memcpy(dst, src, n);
         Py_END_ALLOW_THREADS
-        self->exports--;
+        copy_end(self);
     }
     else if (n > 0) {
         memcpy(dst, src, n);
@@ -2944,11 +3230,11 @@ attachment_write(AttachmentObject *self, PyObject *const *args,
         char *dst = self->addr + offset;
         const void *src = view.buf;
         size_t n = (size_t)view.len;
-        self->exports++;
+        copy_begin(self);
         Py_BEGIN_ALLOW_THREADS
         memmove(dst, src, n);
         Py_END_ALLOW_THREADS
-        self->exports--;
+        copy_end(self);
     }
     else if (view.len > 0) {
         memmove(self->addr + offset, view.buf, (size_t)view.len);
@@ -3326,6 +3612,8 @@ sysvipc_shmat(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
     self->addr = NULL;
     self->size = 0;
     self->exports = 0;
+    self->copies = 0;
+    self->copies_generation = fork_generation;
     self->shmid = shmid;
     self->readonly = (flags & SHM_RDONLY) != 0;
     self->placeholder = NULL;
@@ -3584,6 +3872,10 @@ static int
 sysvipc_exec(PyObject *m)
 {
     module_state *st = get_state(m);
+
+    // Process state reset in forked children (pthread_atfork): set up
+    // before any copy or timed wait can start.
+    pthread_once(&watchdog_once, watchdog_setup);
 
     st->IdentifierRemovedError = PyErr_NewExceptionWithDoc(
         "sysvipc.IdentifierRemovedError",

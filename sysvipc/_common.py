@@ -3,7 +3,9 @@
 A handle (``MessageQueue``, ``SemaphoreSet``, ``SharedMemory``) names one
 kernel object by id.  ``close()`` ends the handle; only ``remove()`` (or
 ``remove_on_close=True`` chosen at construction) destroys the object.
-Nothing here ever removes an object this handle did not create unless asked.
+Nothing here ever removes an object this handle did not create unless asked,
+and "created" means created by this process: a forked child inherits the
+handle, not the decision (see ``_made_here``).
 """
 
 from __future__ import annotations
@@ -106,13 +108,23 @@ class IPCObject:
     _closed: bool = True
     _created: bool = False
     _remove_on_close: bool = False
+    # The process that made this handle.  A forked child inherits the handle
+    # but neither the creation nor remove_on_close: every decision of that
+    # kind asks _made_here(), so it is taken in this process only.
+    _owner_pid: int = 0
 
     def _init_handle(self, key: int, ident: int, created: bool, remove_on_close: bool) -> None:
         self._key = key
         self._id = ident
         self._created = created
+        self._owner_pid = os.getpid()
         self._remove_on_close = remove_on_close
         self._closed = False
+
+    def _made_here(self) -> bool:
+        """True in the process that made this handle, False in a forked
+        child that inherited it."""
+        return self._owner_pid == os.getpid()
 
     @property
     def id(self) -> int:
@@ -126,8 +138,10 @@ class IPCObject:
 
     @property
     def created(self) -> bool:
-        """True if this handle created the object."""
-        return self._created
+        """True if this handle created the object, in this process: False in
+        a forked child, which inherits the handle but did not create the
+        object."""
+        return self._created and self._made_here()
 
     @property
     def closed(self) -> bool:
@@ -157,11 +171,13 @@ class IPCObject:
 
     def close(self) -> None:
         """Close the handle.  The object itself stays unless this handle was
-        made with ``remove_on_close=True``.  Closing twice does nothing."""
+        made with ``remove_on_close=True`` in this process: a forked child's
+        close never removes it.  Closing twice
+        does nothing."""
         if self._closed:
             return
         self._closed = True
-        if self._remove_on_close:
+        if self._remove_on_close and self._made_here():
             try:
                 self._rmid()
             except (FileNotFoundError, OSError):

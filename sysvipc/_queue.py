@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import os
 import random
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from . import _sysvipc as _c
@@ -38,6 +39,8 @@ _WAIT_JITTER = 0.25
 _SEND_POLL_MIN = 0.0001
 _SEND_POLL_MAX = 0.005
 
+# The worker pool is per process: a forked child has none of the parent's
+# threads, so it starts a pool of its own (see _reset_after_fork).
 _waiters: ThreadPoolExecutor | None = None
 
 
@@ -46,6 +49,14 @@ def _waiter_pool() -> ThreadPoolExecutor:
     if _waiters is None:
         _waiters = ThreadPoolExecutor(max_workers=1024, thread_name_prefix="sysvipc-wait")
     return _waiters
+
+
+def _reset_after_fork() -> None:
+    global _waiters
+    _waiters = None  # the parent's pool, without its threads: never used
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 def _receive_flags(block: bool, truncate: bool, except_type: bool) -> int:
@@ -148,14 +159,17 @@ class MessageQueue(_c.MessageQueueBase, IPCObject):
     ) -> Message:
         """Receive without blocking the event loop.
 
-        Cancelling it never loses a message: messages are only taken off the
-        queue on the event loop's thread, in a non-blocking call that either
-        returns the message to this coroutine or leaves it queued.  The
-        waiting happens in a worker thread that blocks in the kernel until a
-        matching message *exists*, without taking it (a zero-byte receive
-        that the kernel answers with E2BIG).  A zero-length message is the
-        one exception the kernel forces: the waiter does receive it, and if
-        this call was cancelled meanwhile it is sent back to the queue.
+        Cancelling it (or closing the coroutine, or its timeout) never loses
+        a message: messages are only taken off the queue on the event loop's
+        thread, in a non-blocking call that either returns the message to
+        this coroutine or leaves it queued.  The waiting happens in a worker
+        thread that blocks in the kernel until a matching message *exists*,
+        without taking it (a zero-byte receive that the kernel answers with
+        E2BIG).  A zero-length message is the one exception the kernel
+        forces: the waiter does receive it, and if this call ended meanwhile
+        it is sent back to the queue (if the queue is full, by a keeper
+        process that waits for room, so that interpreter exit is never held
+        up).  ``timeout`` is enforced here as well as in the worker.
 
         Each call waiting on an empty queue holds one worker thread (from a
         shared pool of up to 1024, reused), which wakes the moment a message
@@ -177,10 +191,23 @@ class MessageQueue(_c.MessageQueueBase, IPCObject):
                     raise TimeoutError(errno.ETIMEDOUT, "Timed out (originated from msgrcv)")
                 wait = min(wait, remaining)
             future = _waiter_pool().submit(_wait_for_message, msqid, type, except_type, wait)
+            waiting = asyncio.wrap_future(future, loop=loop)
             try:
-                found = await asyncio.wrap_future(future, loop=loop)
-            except asyncio.CancelledError:
-                future.add_done_callback(_requeue_if_taken(msqid))
+                if deadline is None:
+                    found = await waiting
+                else:
+                    # Bounded here as well as in the worker: the timeout
+                    # holds even if no worker ever runs.
+                    remaining = max(deadline - time.monotonic(), 0.0)
+                    found = await asyncio.wait_for(waiting, remaining)
+            except TimeoutError:
+                _abandon(future, msqid)
+                raise TimeoutError(errno.ETIMEDOUT, "Timed out (originated from msgrcv)") from None
+            except BaseException:
+                # Cancelled, or closed without being cancelled (GeneratorExit:
+                # the event loop closed with this call pending, the task
+                # collected): a message the worker took goes back.
+                _abandon(future, msqid)
                 raise
             if found is not None:
                 return found
@@ -254,18 +281,54 @@ def _wait_for_message(msqid: int, type: int, except_type: bool, wait: float) -> 
         raise
 
 
+def _abandon(future: Future[Message | None], msqid: int) -> None:
+    """The receive_async that submitted ``future`` is over: stop the worker
+    if it has not started, else re-queue whatever message it takes."""
+    if not future.cancel():
+        future.add_done_callback(_requeue_if_taken(msqid))
+
+
 def _requeue_if_taken(msqid: int) -> Any:
-    def callback(future: Any) -> None:
+    def callback(future: Future[Message | None]) -> None:
         if future.cancelled() or future.exception() is not None:
             return
         message = future.result()
-        if message is not None:  # taken by the waiter after cancellation
-            try:
-                _c.msgsnd(msqid, message.data, message.type, IPC_NOWAIT)
-            except BlockingIOError:
-                # The queue is full: wait for room as long as it takes, in a
-                # worker (this callback may run on the event loop's thread).
-                # Giving up would lose the message.
-                _waiter_pool().submit(_c.msgsnd, msqid, message.data, message.type)
+        if message is not None:  # taken by the waiter after its caller left
+            _requeue(msqid, message)
 
     return callback
+
+
+def _requeue(msqid: int, message: Message) -> None:
+    """Send a message taken for a caller that left back to its queue."""
+    try:
+        _c.msgsnd(msqid, message.data, message.type, IPC_NOWAIT)
+    except BlockingIOError:
+        # The queue is full: waiting here for room could hold up interpreter
+        # exit forever, and giving up would lose the message.  A keeper
+        # process waits instead, as long as it takes.
+        _keep_in_a_child(msqid, message)
+
+
+def _keep_in_a_child(msqid: int, message: Message) -> None:
+    """Fork a process that sends ``message`` as soon as the queue has room
+    (or ends when the queue is removed), detached from the terminal and from
+    every pipe, so that nothing waits for it."""
+    pid = os.fork()
+    if pid != 0:
+        os.waitpid(pid, 0)  # the middle process exits at once
+        return
+    try:
+        if os.fork() != 0:  # the keeper is a grandchild: nobody's zombie
+            return
+        os.setsid()
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+        try:
+            _c.msgsnd(msqid, message.data, message.type)
+        except OSError:
+            pass  # the queue is gone, and its messages with it
+    finally:
+        os._exit(0)
