@@ -161,8 +161,9 @@ def test_receive_async_does_not_block_the_loop(q: MessageQueue) -> None:
         finally:
             stop.set()
             await tick_task
-        # 0.5 s of waiting at one tick per ~5 ms: far more than a blocked loop allows.
-        assert ticks >= 40, ticks
+        # A loop blocked by the waits would tick once or twice; a free one
+        # ticks every ~5 ms of the 0.5 s (fewer on a loaded machine).
+        assert ticks >= 5, ticks
 
     run(main())
 
@@ -202,7 +203,7 @@ def test_send_async_does_not_block_the_loop_on_a_full_queue(q: MessageQueue) -> 
             assert 0.29 <= time.monotonic() - start < HANG
         finally:
             tick_task.cancel()
-        assert ticks >= 30, ticks
+        assert ticks >= 5, ticks  # a blocked loop ticks once or twice
 
     run(main())
     assert drain(q) == [(b"y", 1)]
