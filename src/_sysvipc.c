@@ -808,23 +808,6 @@ apply_perm_changes(PyObject *changes, Py_ssize_t nfields,
  * returns one of these each time.
  */
 
-/* Steals the reference to data. */
-static PyObject *
-new_message(module_state *st, PyObject *data, long mtype)
-{
-    PyTypeObject *tp = st->MessageType;
-    PyObject *type = PyLong_FromLong(mtype);
-    PyObject *message = type ? tp->tp_alloc(tp, 2) : NULL;
-    if (message == NULL) {
-        Py_DECREF(data);
-        Py_XDECREF(type);
-        return NULL;
-    }
-    PyTuple_SET_ITEM(message, 0, data);
-    PyTuple_SET_ITEM(message, 1, type);
-    return message;
-}
-
 static PyObject *
 message_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
 {
@@ -1283,18 +1266,86 @@ current_msgmax(void)
 }
 
 /*
+ * A bytes object holding the n bytes at src, for a message msgrcv has
+ * already taken: this cannot fail.  `spare` (a new reference, at least n
+ * bytes, allocated before the msgrcv call) is shrunk in place when an
+ * exact-size copy cannot be allocated; src may lie inside spare.
+ */
+static PyObject *
+bytes_from_spare(PyObject *spare, const char *src, Py_ssize_t n)
+{
+    if (n <= 1) {
+        // The empty and one-byte bytes objects are the interpreter's
+        // static singletons: no allocation, so no failure.
+        Py_DECREF(spare);
+        PyObject *small = PyBytes_FromStringAndSize(src, n);
+        assert(small != NULL);
+        return small;
+    }
+    if (PyBytes_GET_SIZE(spare) != n) {
+        PyObject *exact = PyBytes_FromStringAndSize(src, n);
+        if (exact != NULL) {
+            Py_DECREF(spare);
+            return exact;
+        }
+        PyErr_Clear(); // no memory left: keep the larger block
+    }
+    char *dst = PyBytes_AS_STRING(spare);
+    if (dst != src) {
+        memmove(dst, src, (size_t)n);
+    }
+    Py_SET_SIZE(spare, n);
+    dst[n] = '\0';
+    return spare;
+}
+
+/*
+ * An int made after msgrcv took a message.  The public C API cannot build
+ * an int in memory reserved earlier, so *spare (an int as large as any
+ * long, made before msgrcv) is freed to make room for a second try when
+ * the first fails.  Ints up to 256 are cached and never fail.
+ */
+static PyObject *
+long_after_receive(long long value, PyObject **spare)
+{
+    PyObject *v = PyLong_FromLongLong(value);
+    if (v == NULL && *spare != NULL) {
+        PyErr_Clear();
+        Py_CLEAR(*spare);
+        v = PyLong_FromLongLong(value);
+    }
+    return v;
+}
+
+/*
  * Receive into the stack buffer first; only a message longer than that
  * (E2BIG leaves it queued) costs a heap buffer: of max_size bytes, or for
  * ANY_SIZE of the kernel's msgmax, grown until the message fits.
- * On success *out points at the message (free it if it is not stackbuf).
+ *
+ * With data == NULL, on success *out points at the message (free it if it
+ * is not stackbuf).  With data != NULL the payload comes back as a bytes
+ * object in *data and *got_type holds the type; *out is unused.  msgrcv
+ * cannot be undone, so in that case every buffer the payload can end in is
+ * allocated before each msgrcv call: nothing can fail once a message is
+ * taken (a MemoryError always leaves it queued).
  */
 static Py_ssize_t
 receive_message(module_state *st, int msqid, size_t max_size, long mtype,
                 fast_hint *hint, int flags, int has_deadline, int64_t deadline,
-                stack_msgbuf *stackbuf, stack_msgbuf **out)
+                stack_msgbuf *stackbuf, stack_msgbuf **out, PyObject **data,
+                long *got_type)
 {
     int err = 0;
     Py_ssize_t n;
+    size_t first = max_size < STACK_MSG_SIZE ? max_size : STACK_MSG_SIZE;
+    PyObject *spare = NULL;
+    if (data != NULL) {
+        *data = NULL;
+        spare = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)first);
+        if (spare == NULL) {
+            return -1;
+        }
+    }
     *out = stackbuf;
     if (max_size <= STACK_MSG_SIZE) {
         n = receive_loop(msqid, stackbuf, max_size, mtype, flags, has_deadline,
@@ -1313,26 +1364,61 @@ receive_message(module_state *st, int msqid, size_t max_size, long mtype,
             }
         }
         while (n < 0 && err == E2BIG) {
-            stack_msgbuf *heap = PyMem_RawMalloc(sizeof(long) + cap);
+            // For bytes, the heap buffer is itself a bytes object (the
+            // type first, in the kernel's layout): the payload is moved
+            // down over the type once received.
+            PyObject *raw = NULL;
+            stack_msgbuf *heap;
+            if (data != NULL) {
+                raw = PyBytes_FromStringAndSize(
+                    NULL, (Py_ssize_t)(sizeof(long) + cap));
+                heap = raw ? (stack_msgbuf *)PyBytes_AS_STRING(raw) : NULL;
+            }
+            else {
+                heap = PyMem_RawMalloc(sizeof(long) + cap);
+                if (heap == NULL) {
+                    PyErr_NoMemory();
+                }
+            }
             if (heap == NULL) {
-                PyErr_NoMemory();
+                Py_XDECREF(spare);
                 return -1;
             }
             n = receive_loop(msqid, heap, cap, mtype, flags, has_deadline,
                              deadline, NULL, &err);
             if (n >= 0) {
+                if (data != NULL) {
+                    memcpy(got_type, heap, sizeof(long));
+                    Py_DECREF(spare);
+                    *data = bytes_from_spare(raw, heap->mtext, n);
+                    return n;
+                }
                 *out = heap;
                 break;
             }
-            PyMem_RawFree(heap);
+            if (data != NULL) {
+                Py_DECREF(raw);
+            }
+            else {
+                PyMem_RawFree(heap);
+            }
             if (max_size != ANY_SIZE || cap >= INT_MAX) {
                 break;
             }
             cap = cap * 2 > INT_MAX ? INT_MAX : cap * 2;
         }
     }
-    if (n < 0 && err != 0) {
-        raise_errno(st, err, "msgrcv");
+    if (n < 0) {
+        Py_XDECREF(spare);
+        if (err != 0) {
+            raise_errno(st, err, "msgrcv");
+        }
+        return n;
+    }
+    if (data != NULL) {
+        // Received into the stack buffer: at most `first` bytes.
+        *got_type = stackbuf->mtype;
+        *data = bytes_from_spare(spare, stackbuf->mtext, n);
     }
     return n;
 }
@@ -1372,18 +1458,51 @@ msgrcv_impl(module_state *st, int msqid, size_t max_size, long mtype,
     if (flags & MSG_COPY) {
         flags |= IPC_NOWAIT; // the kernel requires it
     }
-    stack_msgbuf stackbuf, *msg;
-    Py_ssize_t n = receive_message(st, msqid, max_size, mtype, hint, flags,
-                                   has_deadline, deadline, &stackbuf, &msg);
-    if (n < 0) {
+    // The Message, and its type when the call determines it, exist before
+    // msgrcv takes the message (receive_message does the same for the
+    // payload).  Types up to 256 are the interpreter's cached ints.
+    PyTypeObject *tp = st->MessageType;
+    PyObject *message = tp->tp_alloc(tp, 2);
+    if (message == NULL) {
         return NULL;
     }
-    PyObject *data = PyBytes_FromStringAndSize(msg->mtext, n);
-    long mtype_got = msg->mtype;
-    if (msg != &stackbuf) {
-        PyMem_RawFree(msg);
+    PyObject *type = NULL;
+    if (mtype > 0 && !(flags & (MSG_EXCEPT | MSG_COPY))) {
+        type = PyLong_FromLong(mtype); // the only type it can receive
+        if (type == NULL) {
+            Py_DECREF(message);
+            return NULL;
+        }
     }
-    return data ? new_message(st, data, mtype_got) : NULL;
+    PyObject *spare = type ? NULL : PyLong_FromLong(LONG_MAX);
+    if (type == NULL && spare == NULL) {
+        Py_DECREF(message);
+        return NULL;
+    }
+    stack_msgbuf stackbuf, *msg;
+    PyObject *data;
+    long got_type = 0;
+    Py_ssize_t n =
+        receive_message(st, msqid, max_size, mtype, hint, flags, has_deadline,
+                        deadline, &stackbuf, &msg, &data, &got_type);
+    if (n < 0) {
+        Py_XDECREF(type);
+        Py_XDECREF(spare);
+        Py_DECREF(message);
+        return NULL;
+    }
+    if (type == NULL) {
+        type = long_after_receive(got_type, &spare);
+        Py_XDECREF(spare);
+        if (type == NULL) {
+            Py_DECREF(data);
+            Py_DECREF(message);
+            return NULL;
+        }
+    }
+    PyTuple_SET_ITEM(message, 0, data);
+    PyTuple_SET_ITEM(message, 1, type);
+    return message;
 }
 
 static PyObject *
@@ -1434,10 +1553,18 @@ msgrcv_into_impl(module_state *st, int msqid, PyObject *buffer, long mtype,
     if (get_writable_buffer(buffer, &view, fname) < 0) {
         return NULL;
     }
+    // The result tuple exists before msgrcv takes the message.
+    PyObject *result = PyTuple_New(2);
+    PyObject *spare = result ? PyLong_FromLong(LONG_MAX) : NULL;
+    if (spare == NULL) {
+        Py_XDECREF(result);
+        PyBuffer_Release(&view);
+        return NULL;
+    }
     stack_msgbuf stackbuf, *msg;
     Py_ssize_t n =
         receive_message(st, msqid, (size_t)view.len, mtype, hint, flags,
-                        has_deadline, deadline, &stackbuf, &msg);
+                        has_deadline, deadline, &stackbuf, &msg, NULL, NULL);
     long got_type = 0;
     if (n >= 0) {
         got_type = msg->mtype;
@@ -1456,9 +1583,21 @@ msgrcv_into_impl(module_state *st, int msqid, PyObject *buffer, long mtype,
     }
     PyBuffer_Release(&view);
     if (n < 0) {
+        Py_DECREF(spare);
+        Py_DECREF(result);
         return NULL;
     }
-    return Py_BuildValue("(nl)", n, got_type);
+    PyObject *count = long_after_receive(n, &spare);
+    PyObject *type = count ? long_after_receive(got_type, &spare) : NULL;
+    Py_XDECREF(spare);
+    if (type == NULL) {
+        Py_XDECREF(count);
+        Py_DECREF(result);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(result, 0, count);
+    PyTuple_SET_ITEM(result, 1, type);
+    return result;
 }
 
 static PyObject *
