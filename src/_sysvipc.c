@@ -1747,11 +1747,28 @@ sysvipc_semget(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
     return PyLong_FromLong(id);
 }
 
+/*
+ * A tuple of a sequence argument's items (TypeError `message` for anything
+ * else).  A list may change while its items are converted, since __index__
+ * can run Python code, and its item array may move: a tuple cannot.
+ */
+static PyObject *
+sequence_copy(PyObject *obj, const char *message)
+{
+    PyObject *seq = PySequence_Fast(obj, message);
+    if (seq == NULL || PyTuple_CheckExact(seq)) {
+        return seq;
+    }
+    PyObject *copy = PySequence_Tuple(seq);
+    Py_DECREF(seq);
+    return copy;
+}
+
 /* Parse one (sem_num, sem_op[, sem_flg]) operation. */
 static int
 parse_sembuf(PyObject *item, struct sembuf *op, int extra_flags)
 {
-    PyObject *seq = PySequence_Fast(
+    PyObject *seq = sequence_copy(
         item, "each operation must be a (sem_num, sem_op[, sem_flg]) tuple");
     if (seq == NULL) {
         return -1;
@@ -1907,8 +1924,8 @@ sysvipc_semop(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
         check_flags(flags, IPC_NOWAIT | SEM_UNDO, "semop") < 0) {
         return NULL;
     }
-    PyObject *seq = PySequence_Fast(a[1], "ops must be a sequence of "
-                                          "(sem_num, sem_op[, sem_flg])");
+    PyObject *seq = sequence_copy(a[1], "ops must be a sequence of "
+                                        "(sem_num, sem_op[, sem_flg])");
     if (seq == NULL) {
         return NULL;
     }
@@ -2085,8 +2102,8 @@ sysvipc_semctl(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
             return NULL;
         }
         unsigned long nsems;
-        PyObject *seq = PySequence_Fast(a[3], "SETALL takes a sequence of "
-                                              "values");
+        PyObject *seq = sequence_copy(a[3], "SETALL takes a sequence of "
+                                            "values");
         if (seq == NULL) {
             return NULL;
         }
@@ -2483,12 +2500,24 @@ static PyType_Spec semset_spec = {
     .slots = semset_slots,
 };
 
-/* One semaphore of a set: the base of sysvipc.Semaphore. */
+/* One semaphore of a set: the base of sysvipc.Semaphore.  Both fields are
+ * set once (by Semaphore.__init__) and never change or go while the object
+ * lives: the C methods rely on them. */
 typedef struct {
     PyObject_HEAD
-    PyObject *set; // a SemaphoreSetBase
-    int index;
+    PyObject *set; // a SemaphoreSetBase, or NULL until set
+    int index;     // 0..USHRT_MAX, or -1 until set
 } SemaphoreCore;
+
+static PyObject *
+sem_core_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    SemaphoreCore *self = (SemaphoreCore *)type->tp_alloc(type, 0);
+    if (self != NULL) {
+        self->index = -1;
+    }
+    return (PyObject *)self;
+}
 
 static int
 sem_core_traverse(SemaphoreCore *self, visitproc visit, void *arg)
@@ -2515,39 +2544,103 @@ sem_core_dealloc(SemaphoreCore *self)
     Py_DECREF(tp);
 }
 
-static PyMemberDef sem_core_members[] = {
-    {"_set", T_OBJECT_EX, offsetof(SemaphoreCore, set), 0,
-     "The SemaphoreSet."},
-    {"_index", T_INT, offsetof(SemaphoreCore, index), 0,
-     "The index in the set."},
-    {NULL, 0, 0, 0, NULL},
+static PyObject *
+sem_core_get_set(SemaphoreCore *self, void *Py_UNUSED(c))
+{
+    if (self->set == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "_set");
+        return NULL;
+    }
+    return Py_NewRef(self->set);
+}
+
+static int
+sem_core_set_set(SemaphoreCore *self, PyObject *value, void *Py_UNUSED(c))
+{
+    if (value == NULL || self->set != NULL) {
+        PyErr_SetString(PyExc_AttributeError,
+                        "_set is set once and never deleted");
+        return -1;
+    }
+    module_state *st = get_state_by_type(Py_TYPE(self));
+    if (st == NULL) {
+        return -1;
+    }
+    if (!PyObject_TypeCheck(value, st->SemaphoreSetBaseType)) {
+        PyErr_Format(PyExc_TypeError,
+                     "_set must be a SemaphoreSet, not %.100s",
+                     Py_TYPE(value)->tp_name);
+        return -1;
+    }
+    self->set = Py_NewRef(value);
+    return 0;
+}
+
+static PyObject *
+sem_core_get_index(SemaphoreCore *self, void *Py_UNUSED(c))
+{
+    return PyLong_FromLong(self->index);
+}
+
+static int
+sem_core_set_index(SemaphoreCore *self, PyObject *value, void *Py_UNUSED(c))
+{
+    int index;
+    if (value == NULL || self->index >= 0) {
+        PyErr_SetString(PyExc_AttributeError,
+                        "_index is set once and never deleted");
+        return -1;
+    }
+    if (to_int(value, "_index", 0, USHRT_MAX, &index) < 0) {
+        return -1;
+    }
+    if (self->index >= 0) { // set by __index__ meanwhile
+        PyErr_SetString(PyExc_AttributeError, "_index is set once");
+        return -1;
+    }
+    self->index = index;
+    return 0;
+}
+
+static PyGetSetDef sem_core_getset[] = {
+    {"_set", (getter)sem_core_get_set, (setter)sem_core_set_set,
+     "The SemaphoreSet (set once).", NULL},
+    {"_index", (getter)sem_core_get_index, (setter)sem_core_set_index,
+     "The index in the set (set once).", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
 };
 
-/* The open set's id, or -1 with an exception set. */
-static int
-sem_core_semid(SemaphoreCore *self, module_state *st)
+/*
+ * The open set (a new reference) and its id, or NULL with an exception set.
+ * Call it after the last argument conversion: those can run Python code,
+ * which may close the set.
+ */
+static PyObject *
+sem_core_open_set(SemaphoreCore *self, module_state *st, int *semid)
 {
     PyObject *set = self->set;
-    if (set == NULL || !PyObject_TypeCheck(set, st->SemaphoreSetBaseType)) {
+    if (set == NULL || self->index < 0 ||
+        !PyObject_TypeCheck(set, st->SemaphoreSetBaseType)) {
         PyErr_SetString(PyExc_TypeError, "a Semaphore needs its set");
-        return -1;
+        return NULL;
     }
     if (((HandleCore *)set)->closed) {
         closed_error("semaphore set");
-        return -1;
+        return NULL;
     }
-    return ((HandleCore *)set)->id;
+    *semid = ((HandleCore *)set)->id;
+    return Py_NewRef(set);
 }
 
 /* One operation on this semaphore, with SemaphoreSet's error meanings. */
 static int
-sem_core_op(SemaphoreCore *self, module_state *st, int semid, int delta,
-            int flags, int has_deadline, int64_t deadline)
+sem_core_op(SemaphoreCore *self, module_state *st, PyObject *set, int semid,
+            int delta, int flags, int has_deadline, int64_t deadline)
 {
     struct sembuf op = {(unsigned short)self->index, (short)delta,
                         (short)flags};
     int err;
-    fast_hint *hint = &((HandleCore *)self->set)->hint;
+    fast_hint *hint = &((HandleCore *)set)->hint;
     if (semop_core(semid, &op, 1, has_deadline, deadline, hint, &err) == 0) {
         return 0;
     }
@@ -2607,9 +2700,9 @@ sem_acquire(SemaphoreCore *self, PyObject *const *args, Py_ssize_t nargs,
         parse_args("acquire", args, nargs, kwnames, names, 4, 1, 0, a) < 0) {
         return NULL;
     }
-    int semid = sem_core_semid(self, st);
-    if (semid < 0 || sem_count_arg(a[0], &n) < 0 ||
-        (block = opt_bool(a[1], 1)) < 0 || (undo = opt_bool(a[3], 0)) < 0 ||
+    // Arguments first: converting them can run Python code.
+    if (sem_count_arg(a[0], &n) < 0 || (block = opt_bool(a[1], 1)) < 0 ||
+        (undo = opt_bool(a[3], 0)) < 0 ||
         parse_timeout(a[2], &has_deadline, &deadline) < 0) {
         return NULL;
     }
@@ -2618,8 +2711,16 @@ sem_acquire(SemaphoreCore *self, PyObject *const *args, Py_ssize_t nargs,
                         "a timeout makes no sense with block=False");
         return NULL;
     }
+    int semid;
+    PyObject *set = sem_core_open_set(self, st, &semid);
+    if (set == NULL) {
+        return NULL;
+    }
     int flags = (block ? 0 : IPC_NOWAIT) | (undo ? SEM_UNDO : 0);
-    if (sem_core_op(self, st, semid, -n, flags, has_deadline, deadline) < 0) {
+    int rc =
+        sem_core_op(self, st, set, semid, -n, flags, has_deadline, deadline);
+    Py_DECREF(set);
+    if (rc < 0) {
         return NULL;
     }
     Py_RETURN_TRUE;
@@ -2644,23 +2745,41 @@ sem_release(SemaphoreCore *self, PyObject *const *args, Py_ssize_t nargs,
         parse_args("release", args, nargs, kwnames, names, 2, 1, 0, a) < 0) {
         return NULL;
     }
-    int semid = sem_core_semid(self, st);
-    if (semid < 0 || sem_count_arg(a[0], &n) < 0 ||
-        (undo = opt_bool(a[1], 0)) < 0) {
+    if (sem_count_arg(a[0], &n) < 0 || (undo = opt_bool(a[1], 0)) < 0) {
         return NULL;
     }
-    if (sem_core_op(self, st, semid, n, undo ? SEM_UNDO : 0, 0, 0) < 0) {
+    int semid;
+    PyObject *set = sem_core_open_set(self, st, &semid);
+    if (set == NULL) {
+        return NULL;
+    }
+    int rc = sem_core_op(self, st, set, semid, n, undo ? SEM_UNDO : 0, 0, 0);
+    Py_DECREF(set);
+    if (rc < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
 }
 
+/* One SEM_UNDO operation of delta, for the with-lock. */
+static int
+sem_lock_op(SemaphoreCore *self, int delta)
+{
+    module_state *st = get_state_by_type(Py_TYPE(self));
+    int semid;
+    PyObject *set = st ? sem_core_open_set(self, st, &semid) : NULL;
+    if (set == NULL) {
+        return -1;
+    }
+    int rc = sem_core_op(self, st, set, semid, delta, SEM_UNDO, 0, 0);
+    Py_DECREF(set);
+    return rc;
+}
+
 static PyObject *
 sem_enter(SemaphoreCore *self, PyObject *Py_UNUSED(ignored))
 {
-    module_state *st = get_state_by_type(Py_TYPE(self));
-    int semid = st ? sem_core_semid(self, st) : -1;
-    if (semid < 0 || sem_core_op(self, st, semid, -1, SEM_UNDO, 0, 0) < 0) {
+    if (sem_lock_op(self, -1) < 0) {
         return NULL;
     }
     return Py_NewRef(self);
@@ -2669,9 +2788,7 @@ sem_enter(SemaphoreCore *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 sem_exit(SemaphoreCore *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    module_state *st = get_state_by_type(Py_TYPE(self));
-    int semid = st ? sem_core_semid(self, st) : -1;
-    if (semid < 0 || sem_core_op(self, st, semid, 1, SEM_UNDO, 0, 0) < 0) {
+    if (sem_lock_op(self, 1) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
@@ -2691,10 +2808,11 @@ static PyMethodDef sem_core_methods[] = {
 };
 
 static PyType_Slot sem_core_slots[] = {
+    {Py_tp_new, sem_core_new},
     {Py_tp_dealloc, sem_core_dealloc},
     {Py_tp_traverse, sem_core_traverse},
     {Py_tp_clear, sem_core_clear},
-    {Py_tp_members, sem_core_members},
+    {Py_tp_getset, sem_core_getset},
     {Py_tp_methods, sem_core_methods},
     {Py_tp_doc, (void *)"Base of sysvipc.Semaphore: acquire, release and "
                         "the with-lock in C."},
@@ -2731,30 +2849,8 @@ typedef struct {
     // unmapped in dealloc (see attachment_detach).
     void *placeholder;
     size_t placeholder_size;
-    // The closed SharedMemory handle that may still be used through bare
-    // references (see handle_close); borrowed, cleared by whichever of the
-    // two objects dies first.
-    struct HandleObject *orphan_handle;
     PyObject *weakreflist;
 } AttachmentObject;
-
-/* The SharedMemory base (see its section below); declared here because an
- * Attachment hands its placeholder over to an orphaning handle. */
-typedef struct HandleObject {
-    PyObject_HEAD
-    PyObject *attachment; // an Attachment, or NULL
-    int closed;
-    // Set once a buffer was exported through the handle itself: from then
-    // on some consumer may keep a bare reference to the handle and use the
-    // address without holding an export (numpy's ndarray(buffer=shm)).
-    int exported;
-    // After close(), the Attachment it let go of (borrowed), and then the
-    // memory that Attachment left at the address, to unmap in dealloc.
-    AttachmentObject *orphaned_attachment;
-    void *leftover;
-    size_t leftover_size;
-    int leftover_is_segment; // 1: still the segment itself (shmdt it)
-} HandleObject;
 
 static int
 attachment_check_open(AttachmentObject *self)
@@ -2859,32 +2955,9 @@ attachment_dealloc(AttachmentObject *self)
     if (self->weakreflist != NULL) {
         PyObject_ClearWeakRefs((PyObject *)self);
     }
-    HandleObject *handle = self->orphan_handle;
-    if (handle != NULL) {
-        // A closed handle that exported buffers lives on: bare references
-        // to it may still read the address.  Leave the placeholder there
-        // (the segment itself if that fails) and give it to the handle.
-        int err;
-        handle->orphaned_attachment = NULL;
-        self->orphan_handle = NULL;
-        if (self->addr != NULL) {
-            char *addr = self->addr;
-            size_t size = (size_t)self->size;
-            if (attachment_detach_now(self, 0, &err) < 0) {
-                self->addr = NULL; // keep the segment mapped: no crash
-                handle->leftover = addr;
-                handle->leftover_size = size;
-                handle->leftover_is_segment = 1;
-            }
-        }
-        if (self->placeholder != NULL) {
-            handle->leftover = self->placeholder;
-            handle->leftover_size = self->placeholder_size;
-            handle->leftover_is_segment = 0;
-            self->placeholder = NULL;
-        }
-    }
-    // Otherwise nothing can reach the memory any more: shmdt is safe.
+    // Every view holds a reference, and a closed SharedMemory handle that
+    // exported keeps its own (see handle_close): nothing reaches the
+    // memory any more, so shmdt is safe.
     if (self->addr != NULL) {
         char *addr = self->addr;
         self->addr = NULL;
@@ -2934,18 +3007,39 @@ attachment_detach(AttachmentObject *self, PyObject *Py_UNUSED(ignored))
     Py_RETURN_NONE;
 }
 
-/* Validate [offset, offset + *size) within the mapping; -1 size = to end. */
+/*
+ * Convert offset and size arguments (size -1: to the end).  This can run
+ * Python code (__index__), which may detach the mapping: read nothing of
+ * the mapping here, validate with attachment_bounds after the last such
+ * call.
+ */
 static int
-attachment_range(AttachmentObject *self, PyObject *offset_obj,
-                 PyObject *size_obj, Py_ssize_t *offset, Py_ssize_t *size)
+attachment_range_args(PyObject *offset_obj, PyObject *size_obj, long long *off,
+                      long long *sz)
 {
-    long long off = 0, sz = -1;
+    *off = 0;
+    *sz = -1;
     if (offset_obj != NULL &&
-        to_llong(offset_obj, "offset", 0, PY_SSIZE_T_MAX, &off) < 0) {
+        to_llong(offset_obj, "offset", 0, PY_SSIZE_T_MAX, off) < 0) {
         return -1;
     }
     if (size_obj != NULL && size_obj != Py_None &&
-        to_llong(size_obj, "size", 0, PY_SSIZE_T_MAX, &sz) < 0) {
+        to_llong(size_obj, "size", 0, PY_SSIZE_T_MAX, sz) < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * Check that the mapping is attached and [off, off + sz) lies inside it
+ * (sz -1: to the end).  Runs no Python code: call it after everything that
+ * can, right before using self->addr.
+ */
+static int
+attachment_bounds(AttachmentObject *self, long long off, long long sz,
+                  Py_ssize_t *offset, Py_ssize_t *size)
+{
+    if (attachment_check_open(self) < 0) {
         return -1;
     }
     if (off > self->size) {
@@ -2996,14 +3090,20 @@ attachment_read(AttachmentObject *self, PyObject *const *args,
 {
     static const char *const names[] = {"size", "offset"};
     PyObject *a[2];
+    long long off, sz;
     Py_ssize_t offset, size;
     if (parse_args("read", args, nargs, kwnames, names, 2, 2, 0, a) < 0 ||
-        attachment_check_open(self) < 0 ||
-        attachment_range(self, a[1], a[0], &offset, &size) < 0) {
+        attachment_range_args(a[1], a[0], &off, &sz) < 0 ||
+        attachment_bounds(self, off, sz, &offset, &size) < 0) {
         return NULL;
     }
     PyObject *result = PyBytes_FromStringAndSize(NULL, size);
     if (result == NULL) {
+        return NULL;
+    }
+    // Allocating runs no Python code today; check again all the same.
+    if (attachment_bounds(self, off, size, &offset, &size) < 0) {
+        Py_DECREF(result);
         return NULL;
     }
     attachment_copy(self, PyBytes_AS_STRING(result), self->addr + offset,
@@ -3022,14 +3122,20 @@ attachment_read_into(AttachmentObject *self, PyObject *const *args,
 {
     static const char *const names[] = {"buffer", "offset"};
     PyObject *a[2];
+    long long off, sz;
     Py_ssize_t offset, avail;
     if (parse_args("read_into", args, nargs, kwnames, names, 2, 2, 1, a) < 0 ||
-        attachment_check_open(self) < 0 ||
-        attachment_range(self, a[1], NULL, &offset, &avail) < 0) {
+        attachment_range_args(a[1], NULL, &off, &sz) < 0) {
         return NULL;
     }
+    // Getting the buffer can run Python code (__buffer__, PEP 688) that
+    // detaches this mapping: validate only after it.
     Py_buffer view;
     if (get_writable_buffer(a[0], &view, "read_into") < 0) {
+        return NULL;
+    }
+    if (attachment_bounds(self, off, sz, &offset, &avail) < 0) {
+        PyBuffer_Release(&view);
         return NULL;
     }
     if (view.len > avail) {
@@ -3056,10 +3162,10 @@ attachment_write(AttachmentObject *self, PyObject *const *args,
 {
     static const char *const names[] = {"data", "offset"};
     PyObject *a[2];
+    long long off, sz;
     Py_ssize_t offset, avail;
     if (parse_args("write", args, nargs, kwnames, names, 2, 2, 1, a) < 0 ||
-        attachment_check_open(self) < 0 ||
-        attachment_range(self, a[1], NULL, &offset, &avail) < 0) {
+        attachment_range_args(a[1], NULL, &off, &sz) < 0) {
         return NULL;
     }
     if (self->readonly) {
@@ -3067,8 +3173,13 @@ attachment_write(AttachmentObject *self, PyObject *const *args,
                         "the segment is attached read-only");
         return NULL;
     }
+    // As in read_into: the buffer's __buffer__ may detach this mapping.
     Py_buffer view;
     if (PyObject_GetBuffer(a[0], &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    if (attachment_bounds(self, off, sz, &offset, &avail) < 0) {
+        PyBuffer_Release(&view);
         return NULL;
     }
     if (view.len > avail) {
@@ -3216,9 +3327,20 @@ static PyType_Spec attachment_spec = {
  * sysvipc.SharedMemory derives from this type, which gives it the buffer
  * protocol on every Python version (a Python-level __buffer__ needs 3.12).
  * Its views are the Attachment's: getbuffer forwards, so every view holds a
- * reference to the Attachment, not to the handle.  Closing the handle only
- * drops its own reference; the mapping goes when the last view does.
+ * reference to the Attachment, not to the handle.  Closing the handle drops
+ * its own reference (unless bare references may use it: see handle_close);
+ * the mapping goes when the last view does.
  */
+typedef struct {
+    PyObject_HEAD
+    PyObject *attachment; // an Attachment, or NULL
+    int closed;
+    // Set once a buffer was exported through the handle itself: from then
+    // on some consumer may keep a bare reference to the handle and use the
+    // address without holding an export (numpy's ndarray(buffer=shm)).
+    int exported;
+} HandleObject;
+
 static int
 handle_getbuffer(HandleObject *self, Py_buffer *view, int flags)
 {
@@ -3238,13 +3360,13 @@ PyDoc_STRVAR(
     "Close the handle's hold on the mapping (see SharedMemory.close).");
 
 /*
- * Closing a handle drops its reference to the Attachment: the mapping goes
- * with the last view, since every view holds the Attachment.  A handle that
- * exported buffers itself may also be held by bare references that use the
- * address without any export (numpy's ndarray(buffer=shm)); for those the
- * Attachment, when it goes, leaves its zero-filled placeholder at the
- * address and hands it to the handle, which unmaps it in its own dealloc.
- * Either way shm_nattch falls as soon as no view is left.
+ * Closing a handle ends it: it exports nothing more and its methods raise.
+ * Its mapping goes with the last view, since every view holds the
+ * Attachment, with one exception: a handle that exported a buffer itself
+ * may also be held by bare references that use the address without an
+ * export (numpy's ndarray(buffer=shm) keeps only the handle).  Such a
+ * handle keeps its Attachment, and so the real mapping, until the handle
+ * itself is collected: nothing ever swaps memory under a live reference.
  */
 static PyObject *
 handle_close(HandleObject *self, PyObject *Py_UNUSED(ignored))
@@ -3253,15 +3375,9 @@ handle_close(HandleObject *self, PyObject *Py_UNUSED(ignored))
         Py_RETURN_NONE;
     }
     self->closed = 1;
-    if (self->attachment == NULL) {
-        Py_RETURN_NONE;
+    if (!self->exported) {
+        Py_CLEAR(self->attachment); // may detach right now
     }
-    if (self->exported) {
-        AttachmentObject *att = (AttachmentObject *)self->attachment;
-        att->orphan_handle = self;
-        self->orphaned_attachment = att;
-    }
-    Py_CLEAR(self->attachment); // may detach right now
     Py_RETURN_NONE;
 }
 
@@ -3289,33 +3405,17 @@ handle_traverse(HandleObject *self, visitproc visit, void *arg)
     return 0;
 }
 
-static int
-handle_clear(HandleObject *self)
-{
-    Py_CLEAR(self->attachment);
-    return 0;
-}
-
+/*
+ * No tp_clear: the Attachment references nothing, so the handle's edge to
+ * it is never part of a cycle, and it must outlive every object that can
+ * still reach the handle.  It goes in dealloc.
+ */
 static void
 handle_dealloc(HandleObject *self)
 {
     PyTypeObject *tp = Py_TYPE(self);
     PyObject_GC_UnTrack(self);
-    handle_clear(self);
-    // Nothing holds this handle any more, so nothing reads through it.
-    if (self->orphaned_attachment != NULL) {
-        self->orphaned_attachment->orphan_handle = NULL;
-        self->orphaned_attachment = NULL;
-    }
-    if (self->leftover != NULL) {
-        if (self->leftover_is_segment) {
-            shmdt(self->leftover);
-        }
-        else {
-            munmap(self->leftover, self->leftover_size);
-        }
-        self->leftover = NULL;
-    }
+    Py_CLEAR(self->attachment); // detaches if no view is left
     tp->tp_free(self);
     Py_DECREF(tp);
 }
@@ -3329,10 +3429,11 @@ handle_get_attachment(HandleObject *self, void *Py_UNUSED(c))
     return Py_NewRef(self->attachment);
 }
 
+/* Set once, never deleted: handle_getbuffer and close rely on it. */
 static int
 handle_set_attachment(HandleObject *self, PyObject *value, void *Py_UNUSED(c))
 {
-    if (self->closed || self->attachment != NULL) {
+    if (value == NULL || self->closed || self->attachment != NULL) {
         PyErr_SetString(PyExc_AttributeError,
                         "_attachment is set once, before the handle is used");
         return -1;
@@ -3362,7 +3463,6 @@ static PyGetSetDef handle_getset[] = {
 static PyType_Slot handle_slots[] = {
     {Py_tp_dealloc, handle_dealloc},
     {Py_tp_traverse, handle_traverse},
-    {Py_tp_clear, handle_clear},
     {Py_tp_getset, handle_getset},
     {Py_tp_methods, handle_methods},
     {Py_tp_doc, (void *)"Base of sysvipc.SharedMemory: exports its "
@@ -3469,7 +3569,6 @@ sysvipc_shmat(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
     self->readonly = (flags & SHM_RDONLY) != 0;
     self->placeholder = NULL;
     self->placeholder_size = 0;
-    self->orphan_handle = NULL;
     self->weakreflist = NULL;
     PyObject_GC_Track(self);
 

@@ -47,10 +47,12 @@ class SharedMemory(SharedMemoryBase, IPCObject):
 
     **Lifetime.** :meth:`close` (or leaving ``with``, or garbage collection)
     ends the handle at once: its methods raise :class:`ValueError` and it
-    makes no new views.  The mapping itself stays until no view can reach it
-    any more (memoryviews, numpy arrays, ctypes objects, slices of them), so
-    existing views keep working, and ``shm_nattch`` falls when the last one
-    goes.  Nothing can crash by outliving the handle.
+    makes no new views.  The mapping itself stays until nothing can reach it
+    any more (memoryviews, numpy arrays, ctypes objects, slices of them, and
+    a closed handle that exported a buffer itself, until that handle object
+    goes: ``np.ndarray(buffer=shm)`` keeps only the handle), so existing
+    views keep working on the segment itself, and ``shm_nattch`` falls when
+    the last one goes.  Nothing can crash by outliving the handle.
 
     Key rules as for :class:`MessageQueue`.  ``size`` is required to create
     a segment (new segments are zero-filled by the kernel); when opening,
@@ -280,9 +282,10 @@ class SharedMemory(SharedMemoryBase, IPCObject):
         self._rmid()
 
     def close(self) -> None:
-        """Close the handle.  The mapping stays while views of it exist and
-        goes with the last one; the segment stays unless this handle was
-        made with ``remove_on_close=True``."""
+        """Close the handle.  The mapping stays while views of it exist (and,
+        if this handle exported a buffer itself, while the handle object
+        lives) and goes with the last one; the segment stays unless this
+        handle was made with ``remove_on_close=True``."""
         if self._closed:
             return
         self._close_mapping()
