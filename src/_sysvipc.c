@@ -915,18 +915,23 @@ sysvipc_msgget(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
 }
 
 /* 1 (ValueError set) if a message of len bytes can never fit in the queue:
- * a blocking msgsnd would wait forever.  Checked only when a send has to
+ * a blocking msgsnd would wait forever.  The kernel admits a message when
+ * bytes + len <= msg_qbytes and messages + 1 <= msg_qbytes (msg_qbytes
+ * limits the message count too), so even an empty queue refuses it when
+ * len > msg_qbytes or msg_qbytes is 0.  Checked only when a send has to
  * wait, so it costs nothing on the fast path. */
 static int
 message_never_fits(int msqid, Py_ssize_t len)
 {
     struct msqid_ds ds;
-    if (msgctl(msqid, IPC_STAT, &ds) < 0 || (msglen_t)len <= ds.msg_qbytes) {
+    if (msgctl(msqid, IPC_STAT, &ds) < 0 ||
+        ((msglen_t)len <= ds.msg_qbytes && ds.msg_qbytes >= 1)) {
         return 0;
     }
     PyErr_Format(PyExc_ValueError,
                  "a message of %zd bytes can never fit in this queue "
-                 "(msg_qbytes is %lu): sending it would wait forever",
+                 "(msg_qbytes is %lu, which also limits the number of "
+                 "messages): sending it would wait forever",
                  len, (unsigned long)ds.msg_qbytes);
     return 1;
 }

@@ -110,25 +110,18 @@ class MessageQueue(_c.MessageQueueBase, IPCObject):
         half.  While the queue is full it retries with a short, growing
         pause (0.1 to 5 ms).
         """
-        msqid = self._check_open()
+        self._check_open()
         deadline = None if timeout is None else time.monotonic() + timeout
         pause = _SEND_POLL_MIN
-        checked = False
         while True:
             try:
-                _c.msgsnd(msqid, data, type, IPC_NOWAIT)
+                # One try that does not wait, with send()'s own checks (a
+                # message that can never fit is a ValueError, a removed
+                # queue IdentifierRemovedError).
+                self.send(data, type, timeout=0)
                 return
-            except BlockingIOError:
+            except TimeoutError:
                 pass
-            if not checked:  # as send() does, once the queue is found full
-                checked = True
-                size = memoryview(data).nbytes
-                qbytes = self.stat().msg_qbytes
-                if size > qbytes:
-                    raise ValueError(
-                        f"a message of {size} bytes can never fit in this queue "
-                        f"(msg_qbytes is {qbytes}): sending it would wait forever"
-                    )
             if deadline is not None:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
