@@ -2262,13 +2262,81 @@ static PyMemberDef handle_core_members[] = {
     {NULL, 0, 0, 0, NULL},
 };
 
+/* Whether `id`, of the family of the syscall named (msg*, sem*, shm*),
+ * names no object any more: IPC_STAT says EINVAL (or EIDRM). */
+static int
+id_is_gone(const char *syscall_name, int id)
+{
+    int rc;
+    if (strncmp(syscall_name, "msg", 3) == 0) {
+        struct msqid_ds ds;
+        rc = msgctl(id, IPC_STAT, &ds);
+    }
+    else if (strncmp(syscall_name, "sem", 3) == 0) {
+        struct semid_ds ds;
+        union semun arg;
+        arg.buf = &ds;
+        rc = semctl(id, 0, IPC_STAT, arg);
+    }
+    else if (strncmp(syscall_name, "shm", 3) == 0) {
+        struct shmid_ds ds;
+        rc = shmctl(id, IPC_STAT, &ds);
+    }
+    else {
+        return 0;
+    }
+    return rc < 0 && (errno == EINVAL || errno == EIDRM);
+}
+
 /*
- * For a class method whose arguments were all checked, EINVAL can only mean
- * that the id names nothing any more: say "removed", as a wait that the
- * removal interrupted does (EIDRM).  Passes result through.
+ * The one rule for errors on a handle (every method of every class): the
+ * kernel answers EINVAL, not EIDRM, for an id whose object was removed
+ * before the call (EIDRM only wakes callers that were waiting), so an
+ * EINVAL from a call on a handle's id whose object is gone is
+ * IdentifierRemovedError.  Any other EINVAL (a uid IPC_SET cannot map, ...)
+ * stays.  Returns a new reference to the exception to raise for `exc`
+ * (exc itself, or the IdentifierRemovedError), or NULL with an error set.
  */
 static PyObject *
-removed_if_invalid(module_state *st, PyObject *result)
+removed_error(module_state *st, PyObject *exc, int id)
+{
+    if (!PyObject_TypeCheck(exc, (PyTypeObject *)PyExc_OSError) ||
+        PyObject_TypeCheck(exc, (PyTypeObject *)st->IdentifierRemovedError)) {
+        return Py_NewRef(exc);
+    }
+    PyObject *code = PyObject_GetAttrString(exc, "errno");
+    long err = code != NULL && PyLong_Check(code) ? PyLong_AsLong(code) : -1;
+    Py_XDECREF(code);
+    PyErr_Clear();
+    if (err != EINVAL) {
+        return Py_NewRef(exc);
+    }
+    // raise_errno names the syscall: "... (originated from msgctl)".
+    static const char marker[] = "(originated from ";
+    PyObject *text = PyObject_GetAttrString(exc, "strerror");
+    const char *s =
+        text != NULL && PyUnicode_Check(text) ? PyUnicode_AsUTF8(text) : NULL;
+    const char *origin = s != NULL ? strstr(s, marker) : NULL;
+    PyErr_Clear();
+    if (origin == NULL || !id_is_gone(origin + sizeof(marker) - 1, id)) {
+        Py_XDECREF(text);
+        return Py_NewRef(exc);
+    }
+    PyObject *args = Py_BuildValue(
+        "(iN)", EIDRM, PyUnicode_FromFormat("Identifier removed %s", origin));
+    Py_DECREF(text);
+    if (args == NULL) {
+        return NULL;
+    }
+    PyObject *removed = PyObject_Call(st->IdentifierRemovedError, args, NULL);
+    Py_DECREF(args);
+    return removed;
+}
+
+/* removed_error applied to the error of a C method on a handle's id:
+ * passes result through. */
+static PyObject *
+removed_if_invalid(module_state *st, PyObject *result, int id)
 {
     if (result != NULL || !PyErr_ExceptionMatches(PyExc_OSError)) {
         return result;
@@ -2276,32 +2344,47 @@ removed_if_invalid(module_state *st, PyObject *result)
     PyObject *type, *value, *tb;
     PyErr_Fetch(&type, &value, &tb);
     PyErr_NormalizeException(&type, &value, &tb);
-    PyObject *code = value ? PyObject_GetAttrString(value, "errno") : NULL;
-    long err = code != NULL && PyLong_Check(code) ? PyLong_AsLong(code) : -1;
-    Py_XDECREF(code);
-    if (err != EINVAL) {
-        PyErr_Clear();
-        PyErr_Restore(type, value, tb);
+    PyObject *removed = value ? removed_error(st, value, id) : NULL;
+    if (removed == NULL || removed == value) {
+        Py_XDECREF(removed);
+        PyErr_Restore(type, value, tb); // the original error stands
         return NULL;
     }
-    PyObject *text = PyObject_GetAttrString(value, "strerror");
-    const char *s =
-        text != NULL && PyUnicode_Check(text) ? PyUnicode_AsUTF8(text) : NULL;
-    const char *origin = s != NULL ? strstr(s, "(originated from ") : NULL;
-    PyErr_Clear();
-    PyObject *exc_args = Py_BuildValue(
-        "(iN)", EIDRM,
-        origin != NULL ? PyUnicode_FromFormat("Identifier removed %s", origin)
-                       : PyUnicode_FromString("Identifier removed"));
-    Py_XDECREF(text);
+    PyErr_SetObject((PyObject *)Py_TYPE(removed), removed);
+    Py_DECREF(removed);
     Py_XDECREF(type);
     Py_XDECREF(value);
     Py_XDECREF(tb);
-    if (exc_args != NULL) {
-        PyErr_SetObject(st->IdentifierRemovedError, exc_args);
-        Py_DECREF(exc_args);
-    }
     return NULL;
+}
+
+PyDoc_STRVAR(
+    removed_error_doc,
+    "_removed_error(exc, id, /)\n--\n\n"
+    "The error a handle method raises for exc, an error of a call on the\n"
+    "handle's id: IdentifierRemovedError if exc is EINVAL and the id names\n"
+    "no object any more, else exc itself (sysvipc's handles use it).");
+
+static PyObject *
+sysvipc_removed_error(PyObject *module, PyObject *const *args,
+                      Py_ssize_t nargs)
+{
+    int id;
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError,
+                     "_removed_error() takes 2 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    if (!PyExceptionInstance_Check(args[0])) {
+        PyErr_Format(PyExc_TypeError,
+                     "_removed_error() takes an exception, not %.100s",
+                     Py_TYPE(args[0])->tp_name);
+        return NULL;
+    }
+    if (to_int(args[1], "id", INT_MIN, INT_MAX, &id) < 0) {
+        return NULL;
+    }
+    return removed_error(get_state(module), args[0], id);
 }
 
 static PyObject *
@@ -2352,9 +2435,12 @@ mq_send(HandleCore *self, PyObject *const *args, Py_ssize_t nargs,
     if (st == NULL) {
         return NULL;
     }
-    return removed_if_invalid(st, msgsnd_impl(st, self->id, a[0], (long)mtype,
-                                              block ? 0 : IPC_NOWAIT,
-                                              has_deadline, deadline));
+    int msqid = self->id;
+    return removed_if_invalid(st,
+                              msgsnd_impl(st, msqid, a[0], (long)mtype,
+                                          block ? 0 : IPC_NOWAIT, has_deadline,
+                                          deadline),
+                              msqid);
 }
 
 static int
@@ -2416,9 +2502,12 @@ mq_receive(HandleCore *self, PyObject *const *args, Py_ssize_t nargs,
     if (st == NULL) {
         return NULL;
     }
-    return removed_if_invalid(st, msgrcv_impl(st, self->id, (size_t)max_size,
-                                              (long)mtype, &self->hint, flags,
-                                              has_deadline, deadline));
+    int msqid = self->id;
+    return removed_if_invalid(st,
+                              msgrcv_impl(st, msqid, (size_t)max_size,
+                                          (long)mtype, &self->hint, flags,
+                                          has_deadline, deadline),
+                              msqid);
 }
 
 PyDoc_STRVAR(
@@ -2456,9 +2545,12 @@ mq_receive_into(HandleCore *self, PyObject *const *args, Py_ssize_t nargs,
     if (st == NULL) {
         return NULL;
     }
+    int msqid = self->id;
     return removed_if_invalid(
-        st, msgrcv_into_impl(st, self->id, a[0], (long)mtype, &self->hint,
-                             flags, has_deadline, deadline, "receive_into"));
+        st,
+        msgrcv_into_impl(st, msqid, a[0], (long)mtype, &self->hint, flags,
+                         has_deadline, deadline, "receive_into"),
+        msqid);
 }
 
 static PyMethodDef mq_methods[] = {
@@ -2649,17 +2741,7 @@ sem_core_op(SemaphoreCore *self, module_state *st, PyObject *set, int semid,
     if (semop_core(semid, &op, 1, has_deadline, deadline, hint, &err) == 0) {
         return 0;
     }
-    if (err == EINVAL) {
-        // Every argument was checked: the id no longer names a set.
-        PyObject *exc_args = Py_BuildValue(
-            "(iN)", EIDRM,
-            PyUnicode_FromFormat("semaphore set %d was removed", semid));
-        if (exc_args != NULL) {
-            PyErr_SetObject(st->IdentifierRemovedError, exc_args);
-            Py_DECREF(exc_args);
-        }
-    }
-    else if (err == ERANGE) {
+    if (err == ERANGE) {
         PyErr_Format(PyExc_ValueError,
                      "the operation would take a value of semaphore set %d "
                      "above SEMVMX (%d), or its undo adjustment beyond "
@@ -2668,6 +2750,7 @@ sem_core_op(SemaphoreCore *self, module_state *st, PyObject *set, int semid,
     }
     else if (err != 0) {
         raise_errno(st, err, has_deadline ? "semtimedop" : "semop");
+        removed_if_invalid(st, NULL, semid); // the handles' one rule
     }
     return -1;
 }
@@ -3724,6 +3807,8 @@ sysvipc_shmctl(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
 static PyMethodDef sysvipc_methods[] = {
     {"ftok", (PyCFunction)(void (*)(void))sysvipc_ftok, METH_FASTCALL,
      ftok_doc},
+    {"_removed_error", (PyCFunction)(void (*)(void))sysvipc_removed_error,
+     METH_FASTCALL, removed_error_doc},
     {"msgget", FASTCALL_KW(sysvipc_msgget), msgget_doc},
     {"msgsnd", FASTCALL_KW(sysvipc_msgsnd), msgsnd_doc},
     {"msgrcv", FASTCALL_KW(sysvipc_msgrcv), msgrcv_doc},

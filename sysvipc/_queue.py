@@ -160,7 +160,7 @@ class MessageQueue(_c.MessageQueueBase, IPCObject):
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             try:
-                return _c.msgrcv(msqid, max_size, type, flags)
+                return self._call(_c.msgrcv, max_size, type, flags)
             except BlockingIOError:
                 pass
             wait = _WAIT_SLICE * random.uniform(1 - _WAIT_JITTER, 1 + _WAIT_JITTER)
@@ -190,7 +190,7 @@ class MessageQueue(_c.MessageQueueBase, IPCObject):
         if index < 0:
             raise IndexError("peek index must be >= 0")
         try:
-            return _c.msgrcv(self._check_open(), None, index, MSG_COPY | IPC_NOWAIT)
+            return self._call(_c.msgrcv, None, index, MSG_COPY | IPC_NOWAIT)
         except BlockingIOError:
             raise IndexError(f"no message at index {index}") from None
         except OSError as e:
@@ -206,7 +206,7 @@ class MessageQueue(_c.MessageQueueBase, IPCObject):
 
     def stat(self) -> MsqidDs:
         """The queue's :class:`~sysvipc.MsqidDs` (IPC_STAT)."""
-        return MsqidDs._make(_c.msgctl(self._check_open(), IPC_STAT))
+        return MsqidDs._make(self._call(_c.msgctl, IPC_STAT))
 
     def set(
         self,
@@ -219,7 +219,7 @@ class MessageQueue(_c.MessageQueueBase, IPCObject):
         """Change the owner, permissions or ``msg_qbytes`` (IPC_SET); the
         values not given stay.  Raising ``max_bytes`` above
         ``/proc/sys/kernel/msgmnb`` needs CAP_SYS_RESOURCE."""
-        _c.msgctl(self._check_open(), IPC_SET, (uid, gid, mode, max_bytes))
+        self._call(_c.msgctl, IPC_SET, (uid, gid, mode, max_bytes))
 
     def _rmid(self) -> None:
         _c.msgctl(self._id, IPC_RMID)

@@ -255,22 +255,22 @@ class SharedMemory(SharedMemoryBase, IPCObject):
 
     def stat(self) -> ShmidDs:
         """The segment's :class:`~sysvipc.ShmidDs` (IPC_STAT)."""
-        return ShmidDs._make(_c.shmctl(self._check_open(), IPC_STAT))
+        return ShmidDs._make(self._call(_c.shmctl, IPC_STAT))
 
     def set(
         self, *, mode: int | None = None, uid: int | None = None, gid: int | None = None
     ) -> None:
         """Change the owner or permissions (IPC_SET); others stay."""
-        _c.shmctl(self._check_open(), IPC_SET, (uid, gid, mode))
+        self._call(_c.shmctl, IPC_SET, (uid, gid, mode))
 
     def lock(self) -> None:
         """Lock the segment in memory (SHM_LOCK; needs CAP_IPC_LOCK or
         enough RLIMIT_MEMLOCK)."""
-        _c.shmctl(self._check_open(), SHM_LOCK)
+        self._call(_c.shmctl, SHM_LOCK)
 
     def unlock(self) -> None:
         """Undo :meth:`lock` (SHM_UNLOCK)."""
-        _c.shmctl(self._check_open(), SHM_UNLOCK)
+        self._call(_c.shmctl, SHM_UNLOCK)
 
     def _rmid(self) -> None:
         _c.shmctl(self._id, IPC_RMID)
@@ -278,8 +278,7 @@ class SharedMemory(SharedMemoryBase, IPCObject):
     def remove(self) -> None:
         """Mark the segment for destruction (IPC_RMID): it goes when the
         last process detaches.  This handle stays attached until closed."""
-        self._check_open()
-        self._rmid()
+        super().remove()
 
     def close(self) -> None:
         """Close the handle.  The mapping stays while views of it exist (and,

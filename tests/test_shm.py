@@ -8,10 +8,9 @@ happens; crash-prone calls run in a child interpreter.
 
 from __future__ import annotations
 
-import gc
-
 import array
 import errno
+import gc
 import os
 import pickle
 import re
