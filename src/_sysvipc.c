@@ -1029,23 +1029,6 @@ apply_perm_changes(PyObject *changes, Py_ssize_t nfields,
  * returns one of these each time.
  */
 
-/* Steals the reference to data. */
-static PyObject *
-new_message(module_state *st, PyObject *data, long mtype)
-{
-    PyTypeObject *tp = st->MessageType;
-    PyObject *type = PyLong_FromLong(mtype);
-    PyObject *message = type ? tp->tp_alloc(tp, 2) : NULL;
-    if (message == NULL) {
-        Py_DECREF(data);
-        Py_XDECREF(type);
-        return NULL;
-    }
-    PyTuple_SET_ITEM(message, 0, data);
-    PyTuple_SET_ITEM(message, 1, type);
-    return message;
-}
-
 static PyObject *
 message_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
 {
@@ -1153,18 +1136,23 @@ sysvipc_msgget(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
 }
 
 /* 1 (ValueError set) if a message of len bytes can never fit in the queue:
- * a blocking msgsnd would wait forever.  Checked only when a send has to
+ * a blocking msgsnd would wait forever.  The kernel admits a message when
+ * bytes + len <= msg_qbytes and messages + 1 <= msg_qbytes (msg_qbytes
+ * limits the message count too), so even an empty queue refuses it when
+ * len > msg_qbytes or msg_qbytes is 0.  Checked only when a send has to
  * wait, so it costs nothing on the fast path. */
 static int
 message_never_fits(int msqid, Py_ssize_t len)
 {
     struct msqid_ds ds;
-    if (msgctl(msqid, IPC_STAT, &ds) < 0 || (msglen_t)len <= ds.msg_qbytes) {
+    if (msgctl(msqid, IPC_STAT, &ds) < 0 ||
+        ((msglen_t)len <= ds.msg_qbytes && ds.msg_qbytes >= 1)) {
         return 0;
     }
     PyErr_Format(PyExc_ValueError,
                  "a message of %zd bytes can never fit in this queue "
-                 "(msg_qbytes is %lu): sending it would wait forever",
+                 "(msg_qbytes is %lu, which also limits the number of "
+                 "messages): sending it would wait forever",
                  len, (unsigned long)ds.msg_qbytes);
     return 1;
 }
@@ -1530,18 +1518,86 @@ current_msgmax(void)
 }
 
 /*
+ * A bytes object holding the n bytes at src, for a message msgrcv has
+ * already taken: this cannot fail.  `spare` (a new reference, at least n
+ * bytes, allocated before the msgrcv call) is shrunk in place when an
+ * exact-size copy cannot be allocated; src may lie inside spare.
+ */
+static PyObject *
+bytes_from_spare(PyObject *spare, const char *src, Py_ssize_t n)
+{
+    if (n <= 1) {
+        // The empty and one-byte bytes objects are the interpreter's
+        // static singletons: no allocation, so no failure.
+        Py_DECREF(spare);
+        PyObject *small = PyBytes_FromStringAndSize(src, n);
+        assert(small != NULL);
+        return small;
+    }
+    if (PyBytes_GET_SIZE(spare) != n) {
+        PyObject *exact = PyBytes_FromStringAndSize(src, n);
+        if (exact != NULL) {
+            Py_DECREF(spare);
+            return exact;
+        }
+        PyErr_Clear(); // no memory left: keep the larger block
+    }
+    char *dst = PyBytes_AS_STRING(spare);
+    if (dst != src) {
+        memmove(dst, src, (size_t)n);
+    }
+    Py_SET_SIZE(spare, n);
+    dst[n] = '\0';
+    return spare;
+}
+
+/*
+ * An int made after msgrcv took a message.  The public C API cannot build
+ * an int in memory reserved earlier, so *spare (an int as large as any
+ * long, made before msgrcv) is freed to make room for a second try when
+ * the first fails.  Ints up to 256 are cached and never fail.
+ */
+static PyObject *
+long_after_receive(long long value, PyObject **spare)
+{
+    PyObject *v = PyLong_FromLongLong(value);
+    if (v == NULL && *spare != NULL) {
+        PyErr_Clear();
+        Py_CLEAR(*spare);
+        v = PyLong_FromLongLong(value);
+    }
+    return v;
+}
+
+/*
  * Receive into the stack buffer first; only a message longer than that
  * (E2BIG leaves it queued) costs a heap buffer: of max_size bytes, or for
  * ANY_SIZE of the kernel's msgmax, grown until the message fits.
- * On success *out points at the message (free it if it is not stackbuf).
+ *
+ * With data == NULL, on success *out points at the message (free it if it
+ * is not stackbuf).  With data != NULL the payload comes back as a bytes
+ * object in *data and *got_type holds the type; *out is unused.  msgrcv
+ * cannot be undone, so in that case every buffer the payload can end in is
+ * allocated before each msgrcv call: nothing can fail once a message is
+ * taken (a MemoryError always leaves it queued).
  */
 static Py_ssize_t
 receive_message(module_state *st, int msqid, size_t max_size, long mtype,
                 fast_hint *hint, int flags, int has_deadline, int64_t deadline,
-                stack_msgbuf *stackbuf, stack_msgbuf **out)
+                stack_msgbuf *stackbuf, stack_msgbuf **out, PyObject **data,
+                long *got_type)
 {
     int err = 0;
     Py_ssize_t n;
+    size_t first = max_size < STACK_MSG_SIZE ? max_size : STACK_MSG_SIZE;
+    PyObject *spare = NULL;
+    if (data != NULL) {
+        *data = NULL;
+        spare = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)first);
+        if (spare == NULL) {
+            return -1;
+        }
+    }
     *out = stackbuf;
     if (max_size <= STACK_MSG_SIZE) {
         n = receive_loop(msqid, stackbuf, max_size, mtype, flags, has_deadline,
@@ -1560,26 +1616,61 @@ receive_message(module_state *st, int msqid, size_t max_size, long mtype,
             }
         }
         while (n < 0 && err == E2BIG) {
-            stack_msgbuf *heap = PyMem_RawMalloc(sizeof(long) + cap);
+            // For bytes, the heap buffer is itself a bytes object (the
+            // type first, in the kernel's layout): the payload is moved
+            // down over the type once received.
+            PyObject *raw = NULL;
+            stack_msgbuf *heap;
+            if (data != NULL) {
+                raw = PyBytes_FromStringAndSize(
+                    NULL, (Py_ssize_t)(sizeof(long) + cap));
+                heap = raw ? (stack_msgbuf *)PyBytes_AS_STRING(raw) : NULL;
+            }
+            else {
+                heap = PyMem_RawMalloc(sizeof(long) + cap);
+                if (heap == NULL) {
+                    PyErr_NoMemory();
+                }
+            }
             if (heap == NULL) {
-                PyErr_NoMemory();
+                Py_XDECREF(spare);
                 return -1;
             }
             n = receive_loop(msqid, heap, cap, mtype, flags, has_deadline,
                              deadline, NULL, &err);
             if (n >= 0) {
+                if (data != NULL) {
+                    memcpy(got_type, heap, sizeof(long));
+                    Py_DECREF(spare);
+                    *data = bytes_from_spare(raw, heap->mtext, n);
+                    return n;
+                }
                 *out = heap;
                 break;
             }
-            PyMem_RawFree(heap);
+            if (data != NULL) {
+                Py_DECREF(raw);
+            }
+            else {
+                PyMem_RawFree(heap);
+            }
             if (max_size != ANY_SIZE || cap >= INT_MAX) {
                 break;
             }
             cap = cap * 2 > INT_MAX ? INT_MAX : cap * 2;
         }
     }
-    if (n < 0 && err != 0) {
-        raise_errno(st, err, "msgrcv");
+    if (n < 0) {
+        Py_XDECREF(spare);
+        if (err != 0) {
+            raise_errno(st, err, "msgrcv");
+        }
+        return n;
+    }
+    if (data != NULL) {
+        // Received into the stack buffer: at most `first` bytes.
+        *got_type = stackbuf->mtype;
+        *data = bytes_from_spare(spare, stackbuf->mtext, n);
     }
     return n;
 }
@@ -1619,18 +1710,51 @@ msgrcv_impl(module_state *st, int msqid, size_t max_size, long mtype,
     if (flags & MSG_COPY) {
         flags |= IPC_NOWAIT; // the kernel requires it
     }
-    stack_msgbuf stackbuf, *msg;
-    Py_ssize_t n = receive_message(st, msqid, max_size, mtype, hint, flags,
-                                   has_deadline, deadline, &stackbuf, &msg);
-    if (n < 0) {
+    // The Message, and its type when the call determines it, exist before
+    // msgrcv takes the message (receive_message does the same for the
+    // payload).  Types up to 256 are the interpreter's cached ints.
+    PyTypeObject *tp = st->MessageType;
+    PyObject *message = tp->tp_alloc(tp, 2);
+    if (message == NULL) {
         return NULL;
     }
-    PyObject *data = PyBytes_FromStringAndSize(msg->mtext, n);
-    long mtype_got = msg->mtype;
-    if (msg != &stackbuf) {
-        PyMem_RawFree(msg);
+    PyObject *type = NULL;
+    if (mtype > 0 && !(flags & (MSG_EXCEPT | MSG_COPY))) {
+        type = PyLong_FromLong(mtype); // the only type it can receive
+        if (type == NULL) {
+            Py_DECREF(message);
+            return NULL;
+        }
     }
-    return data ? new_message(st, data, mtype_got) : NULL;
+    PyObject *spare = type ? NULL : PyLong_FromLong(LONG_MAX);
+    if (type == NULL && spare == NULL) {
+        Py_DECREF(message);
+        return NULL;
+    }
+    stack_msgbuf stackbuf, *msg;
+    PyObject *data;
+    long got_type = 0;
+    Py_ssize_t n =
+        receive_message(st, msqid, max_size, mtype, hint, flags, has_deadline,
+                        deadline, &stackbuf, &msg, &data, &got_type);
+    if (n < 0) {
+        Py_XDECREF(type);
+        Py_XDECREF(spare);
+        Py_DECREF(message);
+        return NULL;
+    }
+    if (type == NULL) {
+        type = long_after_receive(got_type, &spare);
+        Py_XDECREF(spare);
+        if (type == NULL) {
+            Py_DECREF(data);
+            Py_DECREF(message);
+            return NULL;
+        }
+    }
+    PyTuple_SET_ITEM(message, 0, data);
+    PyTuple_SET_ITEM(message, 1, type);
+    return message;
 }
 
 static PyObject *
@@ -1681,10 +1805,18 @@ msgrcv_into_impl(module_state *st, int msqid, PyObject *buffer, long mtype,
     if (get_writable_buffer(buffer, &view, fname) < 0) {
         return NULL;
     }
+    // The result tuple exists before msgrcv takes the message.
+    PyObject *result = PyTuple_New(2);
+    PyObject *spare = result ? PyLong_FromLong(LONG_MAX) : NULL;
+    if (spare == NULL) {
+        Py_XDECREF(result);
+        PyBuffer_Release(&view);
+        return NULL;
+    }
     stack_msgbuf stackbuf, *msg;
     Py_ssize_t n =
         receive_message(st, msqid, (size_t)view.len, mtype, hint, flags,
-                        has_deadline, deadline, &stackbuf, &msg);
+                        has_deadline, deadline, &stackbuf, &msg, NULL, NULL);
     long got_type = 0;
     if (n >= 0) {
         got_type = msg->mtype;
@@ -1703,9 +1835,21 @@ msgrcv_into_impl(module_state *st, int msqid, PyObject *buffer, long mtype,
     }
     PyBuffer_Release(&view);
     if (n < 0) {
+        Py_DECREF(spare);
+        Py_DECREF(result);
         return NULL;
     }
-    return Py_BuildValue("(nl)", n, got_type);
+    PyObject *count = long_after_receive(n, &spare);
+    PyObject *type = count ? long_after_receive(got_type, &spare) : NULL;
+    Py_XDECREF(spare);
+    if (type == NULL) {
+        Py_XDECREF(count);
+        Py_DECREF(result);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(result, 0, count);
+    PyTuple_SET_ITEM(result, 1, type);
+    return result;
 }
 
 static PyObject *
@@ -1855,11 +1999,28 @@ sysvipc_semget(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
     return PyLong_FromLong(id);
 }
 
+/*
+ * A tuple of a sequence argument's items (TypeError `message` for anything
+ * else).  A list may change while its items are converted, since __index__
+ * can run Python code, and its item array may move: a tuple cannot.
+ */
+static PyObject *
+sequence_copy(PyObject *obj, const char *message)
+{
+    PyObject *seq = PySequence_Fast(obj, message);
+    if (seq == NULL || PyTuple_CheckExact(seq)) {
+        return seq;
+    }
+    PyObject *copy = PySequence_Tuple(seq);
+    Py_DECREF(seq);
+    return copy;
+}
+
 /* Parse one (sem_num, sem_op[, sem_flg]) operation. */
 static int
 parse_sembuf(PyObject *item, struct sembuf *op, int extra_flags)
 {
-    PyObject *seq = PySequence_Fast(
+    PyObject *seq = sequence_copy(
         item, "each operation must be a (sem_num, sem_op[, sem_flg]) tuple");
     if (seq == NULL) {
         return -1;
@@ -2015,8 +2176,8 @@ sysvipc_semop(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
         check_flags(flags, IPC_NOWAIT | SEM_UNDO, "semop") < 0) {
         return NULL;
     }
-    PyObject *seq = PySequence_Fast(a[1], "ops must be a sequence of "
-                                          "(sem_num, sem_op[, sem_flg])");
+    PyObject *seq = sequence_copy(a[1], "ops must be a sequence of "
+                                        "(sem_num, sem_op[, sem_flg])");
     if (seq == NULL) {
         return NULL;
     }
@@ -2193,8 +2354,8 @@ sysvipc_semctl(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
             return NULL;
         }
         unsigned long nsems;
-        PyObject *seq = PySequence_Fast(a[3], "SETALL takes a sequence of "
-                                              "values");
+        PyObject *seq = sequence_copy(a[3], "SETALL takes a sequence of "
+                                            "values");
         if (seq == NULL) {
             return NULL;
         }
@@ -2348,13 +2509,81 @@ static PyMemberDef handle_core_members[] = {
     {NULL, 0, 0, 0, NULL},
 };
 
+/* Whether `id`, of the family of the syscall named (msg*, sem*, shm*),
+ * names no object any more: IPC_STAT says EINVAL (or EIDRM). */
+static int
+id_is_gone(const char *syscall_name, int id)
+{
+    int rc;
+    if (strncmp(syscall_name, "msg", 3) == 0) {
+        struct msqid_ds ds;
+        rc = msgctl(id, IPC_STAT, &ds);
+    }
+    else if (strncmp(syscall_name, "sem", 3) == 0) {
+        struct semid_ds ds;
+        union semun arg;
+        arg.buf = &ds;
+        rc = semctl(id, 0, IPC_STAT, arg);
+    }
+    else if (strncmp(syscall_name, "shm", 3) == 0) {
+        struct shmid_ds ds;
+        rc = shmctl(id, IPC_STAT, &ds);
+    }
+    else {
+        return 0;
+    }
+    return rc < 0 && (errno == EINVAL || errno == EIDRM);
+}
+
 /*
- * For a class method whose arguments were all checked, EINVAL can only mean
- * that the id names nothing any more: say "removed", as a wait that the
- * removal interrupted does (EIDRM).  Passes result through.
+ * The one rule for errors on a handle (every method of every class): the
+ * kernel answers EINVAL, not EIDRM, for an id whose object was removed
+ * before the call (EIDRM only wakes callers that were waiting), so an
+ * EINVAL from a call on a handle's id whose object is gone is
+ * IdentifierRemovedError.  Any other EINVAL (a uid IPC_SET cannot map, ...)
+ * stays.  Returns a new reference to the exception to raise for `exc`
+ * (exc itself, or the IdentifierRemovedError), or NULL with an error set.
  */
 static PyObject *
-removed_if_invalid(module_state *st, PyObject *result)
+removed_error(module_state *st, PyObject *exc, int id)
+{
+    if (!PyObject_TypeCheck(exc, (PyTypeObject *)PyExc_OSError) ||
+        PyObject_TypeCheck(exc, (PyTypeObject *)st->IdentifierRemovedError)) {
+        return Py_NewRef(exc);
+    }
+    PyObject *code = PyObject_GetAttrString(exc, "errno");
+    long err = code != NULL && PyLong_Check(code) ? PyLong_AsLong(code) : -1;
+    Py_XDECREF(code);
+    PyErr_Clear();
+    if (err != EINVAL) {
+        return Py_NewRef(exc);
+    }
+    // raise_errno names the syscall: "... (originated from msgctl)".
+    static const char marker[] = "(originated from ";
+    PyObject *text = PyObject_GetAttrString(exc, "strerror");
+    const char *s =
+        text != NULL && PyUnicode_Check(text) ? PyUnicode_AsUTF8(text) : NULL;
+    const char *origin = s != NULL ? strstr(s, marker) : NULL;
+    PyErr_Clear();
+    if (origin == NULL || !id_is_gone(origin + sizeof(marker) - 1, id)) {
+        Py_XDECREF(text);
+        return Py_NewRef(exc);
+    }
+    PyObject *args = Py_BuildValue(
+        "(iN)", EIDRM, PyUnicode_FromFormat("Identifier removed %s", origin));
+    Py_DECREF(text);
+    if (args == NULL) {
+        return NULL;
+    }
+    PyObject *removed = PyObject_Call(st->IdentifierRemovedError, args, NULL);
+    Py_DECREF(args);
+    return removed;
+}
+
+/* removed_error applied to the error of a C method on a handle's id:
+ * passes result through. */
+static PyObject *
+removed_if_invalid(module_state *st, PyObject *result, int id)
 {
     if (result != NULL || !PyErr_ExceptionMatches(PyExc_OSError)) {
         return result;
@@ -2362,32 +2591,47 @@ removed_if_invalid(module_state *st, PyObject *result)
     PyObject *type, *value, *tb;
     PyErr_Fetch(&type, &value, &tb);
     PyErr_NormalizeException(&type, &value, &tb);
-    PyObject *code = value ? PyObject_GetAttrString(value, "errno") : NULL;
-    long err = code != NULL && PyLong_Check(code) ? PyLong_AsLong(code) : -1;
-    Py_XDECREF(code);
-    if (err != EINVAL) {
-        PyErr_Clear();
-        PyErr_Restore(type, value, tb);
+    PyObject *removed = value ? removed_error(st, value, id) : NULL;
+    if (removed == NULL || removed == value) {
+        Py_XDECREF(removed);
+        PyErr_Restore(type, value, tb); // the original error stands
         return NULL;
     }
-    PyObject *text = PyObject_GetAttrString(value, "strerror");
-    const char *s =
-        text != NULL && PyUnicode_Check(text) ? PyUnicode_AsUTF8(text) : NULL;
-    const char *origin = s != NULL ? strstr(s, "(originated from ") : NULL;
-    PyErr_Clear();
-    PyObject *exc_args = Py_BuildValue(
-        "(iN)", EIDRM,
-        origin != NULL ? PyUnicode_FromFormat("Identifier removed %s", origin)
-                       : PyUnicode_FromString("Identifier removed"));
-    Py_XDECREF(text);
+    PyErr_SetObject((PyObject *)Py_TYPE(removed), removed);
+    Py_DECREF(removed);
     Py_XDECREF(type);
     Py_XDECREF(value);
     Py_XDECREF(tb);
-    if (exc_args != NULL) {
-        PyErr_SetObject(st->IdentifierRemovedError, exc_args);
-        Py_DECREF(exc_args);
-    }
     return NULL;
+}
+
+PyDoc_STRVAR(
+    removed_error_doc,
+    "_removed_error(exc, id, /)\n--\n\n"
+    "The error a handle method raises for exc, an error of a call on the\n"
+    "handle's id: IdentifierRemovedError if exc is EINVAL and the id names\n"
+    "no object any more, else exc itself (sysvipc's handles use it).");
+
+static PyObject *
+sysvipc_removed_error(PyObject *module, PyObject *const *args,
+                      Py_ssize_t nargs)
+{
+    int id;
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError,
+                     "_removed_error() takes 2 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    if (!PyExceptionInstance_Check(args[0])) {
+        PyErr_Format(PyExc_TypeError,
+                     "_removed_error() takes an exception, not %.100s",
+                     Py_TYPE(args[0])->tp_name);
+        return NULL;
+    }
+    if (to_int(args[1], "id", INT_MIN, INT_MAX, &id) < 0) {
+        return NULL;
+    }
+    return removed_error(get_state(module), args[0], id);
 }
 
 static PyObject *
@@ -2438,9 +2682,12 @@ mq_send(HandleCore *self, PyObject *const *args, Py_ssize_t nargs,
     if (st == NULL) {
         return NULL;
     }
-    return removed_if_invalid(st, msgsnd_impl(st, self->id, a[0], (long)mtype,
-                                              block ? 0 : IPC_NOWAIT,
-                                              has_deadline, deadline));
+    int msqid = self->id;
+    return removed_if_invalid(st,
+                              msgsnd_impl(st, msqid, a[0], (long)mtype,
+                                          block ? 0 : IPC_NOWAIT, has_deadline,
+                                          deadline),
+                              msqid);
 }
 
 static int
@@ -2502,9 +2749,12 @@ mq_receive(HandleCore *self, PyObject *const *args, Py_ssize_t nargs,
     if (st == NULL) {
         return NULL;
     }
-    return removed_if_invalid(st, msgrcv_impl(st, self->id, (size_t)max_size,
-                                              (long)mtype, &self->hint, flags,
-                                              has_deadline, deadline));
+    int msqid = self->id;
+    return removed_if_invalid(st,
+                              msgrcv_impl(st, msqid, (size_t)max_size,
+                                          (long)mtype, &self->hint, flags,
+                                          has_deadline, deadline),
+                              msqid);
 }
 
 PyDoc_STRVAR(
@@ -2542,9 +2792,12 @@ mq_receive_into(HandleCore *self, PyObject *const *args, Py_ssize_t nargs,
     if (st == NULL) {
         return NULL;
     }
+    int msqid = self->id;
     return removed_if_invalid(
-        st, msgrcv_into_impl(st, self->id, a[0], (long)mtype, &self->hint,
-                             flags, has_deadline, deadline, "receive_into"));
+        st,
+        msgrcv_into_impl(st, msqid, a[0], (long)mtype, &self->hint, flags,
+                         has_deadline, deadline, "receive_into"),
+        msqid);
 }
 
 static PyMethodDef mq_methods[] = {
@@ -2591,12 +2844,24 @@ static PyType_Spec semset_spec = {
     .slots = semset_slots,
 };
 
-/* One semaphore of a set: the base of sysvipc.Semaphore. */
+/* One semaphore of a set: the base of sysvipc.Semaphore.  Both fields are
+ * set once (by Semaphore.__init__) and never change or go while the object
+ * lives: the C methods rely on them. */
 typedef struct {
     PyObject_HEAD
-    PyObject *set; // a SemaphoreSetBase
-    int index;
+    PyObject *set; // a SemaphoreSetBase, or NULL until set
+    int index;     // 0..USHRT_MAX, or -1 until set
 } SemaphoreCore;
+
+static PyObject *
+sem_core_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    SemaphoreCore *self = (SemaphoreCore *)type->tp_alloc(type, 0);
+    if (self != NULL) {
+        self->index = -1;
+    }
+    return (PyObject *)self;
+}
 
 static int
 sem_core_traverse(SemaphoreCore *self, visitproc visit, void *arg)
@@ -2623,53 +2888,107 @@ sem_core_dealloc(SemaphoreCore *self)
     Py_DECREF(tp);
 }
 
-static PyMemberDef sem_core_members[] = {
-    {"_set", T_OBJECT_EX, offsetof(SemaphoreCore, set), 0,
-     "The SemaphoreSet."},
-    {"_index", T_INT, offsetof(SemaphoreCore, index), 0,
-     "The index in the set."},
-    {NULL, 0, 0, 0, NULL},
+static PyObject *
+sem_core_get_set(SemaphoreCore *self, void *Py_UNUSED(c))
+{
+    if (self->set == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "_set");
+        return NULL;
+    }
+    return Py_NewRef(self->set);
+}
+
+static int
+sem_core_set_set(SemaphoreCore *self, PyObject *value, void *Py_UNUSED(c))
+{
+    if (value == NULL || self->set != NULL) {
+        PyErr_SetString(PyExc_AttributeError,
+                        "_set is set once and never deleted");
+        return -1;
+    }
+    module_state *st = get_state_by_type(Py_TYPE(self));
+    if (st == NULL) {
+        return -1;
+    }
+    if (!PyObject_TypeCheck(value, st->SemaphoreSetBaseType)) {
+        PyErr_Format(PyExc_TypeError,
+                     "_set must be a SemaphoreSet, not %.100s",
+                     Py_TYPE(value)->tp_name);
+        return -1;
+    }
+    self->set = Py_NewRef(value);
+    return 0;
+}
+
+static PyObject *
+sem_core_get_index(SemaphoreCore *self, void *Py_UNUSED(c))
+{
+    return PyLong_FromLong(self->index);
+}
+
+static int
+sem_core_set_index(SemaphoreCore *self, PyObject *value, void *Py_UNUSED(c))
+{
+    int index;
+    if (value == NULL || self->index >= 0) {
+        PyErr_SetString(PyExc_AttributeError,
+                        "_index is set once and never deleted");
+        return -1;
+    }
+    if (to_int(value, "_index", 0, USHRT_MAX, &index) < 0) {
+        return -1;
+    }
+    if (self->index >= 0) { // set by __index__ meanwhile
+        PyErr_SetString(PyExc_AttributeError, "_index is set once");
+        return -1;
+    }
+    self->index = index;
+    return 0;
+}
+
+static PyGetSetDef sem_core_getset[] = {
+    {"_set", (getter)sem_core_get_set, (setter)sem_core_set_set,
+     "The SemaphoreSet (set once).", NULL},
+    {"_index", (getter)sem_core_get_index, (setter)sem_core_set_index,
+     "The index in the set (set once).", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
 };
 
-/* The open set's id, or -1 with an exception set. */
-static int
-sem_core_semid(SemaphoreCore *self, module_state *st)
+/*
+ * The open set (a new reference) and its id, or NULL with an exception set.
+ * Call it after the last argument conversion: those can run Python code,
+ * which may close the set.
+ */
+static PyObject *
+sem_core_open_set(SemaphoreCore *self, module_state *st, int *semid)
 {
     PyObject *set = self->set;
-    if (set == NULL || !PyObject_TypeCheck(set, st->SemaphoreSetBaseType)) {
+    if (set == NULL || self->index < 0 ||
+        !PyObject_TypeCheck(set, st->SemaphoreSetBaseType)) {
         PyErr_SetString(PyExc_TypeError, "a Semaphore needs its set");
-        return -1;
+        return NULL;
     }
     if (((HandleCore *)set)->closed) {
         closed_error("semaphore set");
-        return -1;
+        return NULL;
     }
-    return ((HandleCore *)set)->id;
+    *semid = ((HandleCore *)set)->id;
+    return Py_NewRef(set);
 }
 
 /* One operation on this semaphore, with SemaphoreSet's error meanings. */
 static int
-sem_core_op(SemaphoreCore *self, module_state *st, int semid, int delta,
-            int flags, int has_deadline, int64_t deadline)
+sem_core_op(SemaphoreCore *self, module_state *st, PyObject *set, int semid,
+            int delta, int flags, int has_deadline, int64_t deadline)
 {
     struct sembuf op = {(unsigned short)self->index, (short)delta,
                         (short)flags};
     int err;
-    fast_hint *hint = &((HandleCore *)self->set)->hint;
+    fast_hint *hint = &((HandleCore *)set)->hint;
     if (semop_core(semid, &op, 1, has_deadline, deadline, hint, &err) == 0) {
         return 0;
     }
-    if (err == EINVAL) {
-        // Every argument was checked: the id no longer names a set.
-        PyObject *exc_args = Py_BuildValue(
-            "(iN)", EIDRM,
-            PyUnicode_FromFormat("semaphore set %d was removed", semid));
-        if (exc_args != NULL) {
-            PyErr_SetObject(st->IdentifierRemovedError, exc_args);
-            Py_DECREF(exc_args);
-        }
-    }
-    else if (err == ERANGE) {
+    if (err == ERANGE) {
         PyErr_Format(PyExc_ValueError,
                      "the operation would take a value of semaphore set %d "
                      "above SEMVMX (%d), or its undo adjustment beyond "
@@ -2678,6 +2997,7 @@ sem_core_op(SemaphoreCore *self, module_state *st, int semid, int delta,
     }
     else if (err != 0) {
         raise_errno(st, err, has_deadline ? "semtimedop" : "semop");
+        removed_if_invalid(st, NULL, semid); // the handles' one rule
     }
     return -1;
 }
@@ -2715,9 +3035,9 @@ sem_acquire(SemaphoreCore *self, PyObject *const *args, Py_ssize_t nargs,
         parse_args("acquire", args, nargs, kwnames, names, 4, 1, 0, a) < 0) {
         return NULL;
     }
-    int semid = sem_core_semid(self, st);
-    if (semid < 0 || sem_count_arg(a[0], &n) < 0 ||
-        (block = opt_bool(a[1], 1)) < 0 || (undo = opt_bool(a[3], 0)) < 0 ||
+    // Arguments first: converting them can run Python code.
+    if (sem_count_arg(a[0], &n) < 0 || (block = opt_bool(a[1], 1)) < 0 ||
+        (undo = opt_bool(a[3], 0)) < 0 ||
         parse_timeout(a[2], &has_deadline, &deadline) < 0) {
         return NULL;
     }
@@ -2726,8 +3046,16 @@ sem_acquire(SemaphoreCore *self, PyObject *const *args, Py_ssize_t nargs,
                         "a timeout makes no sense with block=False");
         return NULL;
     }
+    int semid;
+    PyObject *set = sem_core_open_set(self, st, &semid);
+    if (set == NULL) {
+        return NULL;
+    }
     int flags = (block ? 0 : IPC_NOWAIT) | (undo ? SEM_UNDO : 0);
-    if (sem_core_op(self, st, semid, -n, flags, has_deadline, deadline) < 0) {
+    int rc =
+        sem_core_op(self, st, set, semid, -n, flags, has_deadline, deadline);
+    Py_DECREF(set);
+    if (rc < 0) {
         return NULL;
     }
     Py_RETURN_TRUE;
@@ -2752,23 +3080,41 @@ sem_release(SemaphoreCore *self, PyObject *const *args, Py_ssize_t nargs,
         parse_args("release", args, nargs, kwnames, names, 2, 1, 0, a) < 0) {
         return NULL;
     }
-    int semid = sem_core_semid(self, st);
-    if (semid < 0 || sem_count_arg(a[0], &n) < 0 ||
-        (undo = opt_bool(a[1], 0)) < 0) {
+    if (sem_count_arg(a[0], &n) < 0 || (undo = opt_bool(a[1], 0)) < 0) {
         return NULL;
     }
-    if (sem_core_op(self, st, semid, n, undo ? SEM_UNDO : 0, 0, 0) < 0) {
+    int semid;
+    PyObject *set = sem_core_open_set(self, st, &semid);
+    if (set == NULL) {
+        return NULL;
+    }
+    int rc = sem_core_op(self, st, set, semid, n, undo ? SEM_UNDO : 0, 0, 0);
+    Py_DECREF(set);
+    if (rc < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
 }
 
+/* One SEM_UNDO operation of delta, for the with-lock. */
+static int
+sem_lock_op(SemaphoreCore *self, int delta)
+{
+    module_state *st = get_state_by_type(Py_TYPE(self));
+    int semid;
+    PyObject *set = st ? sem_core_open_set(self, st, &semid) : NULL;
+    if (set == NULL) {
+        return -1;
+    }
+    int rc = sem_core_op(self, st, set, semid, delta, SEM_UNDO, 0, 0);
+    Py_DECREF(set);
+    return rc;
+}
+
 static PyObject *
 sem_enter(SemaphoreCore *self, PyObject *Py_UNUSED(ignored))
 {
-    module_state *st = get_state_by_type(Py_TYPE(self));
-    int semid = st ? sem_core_semid(self, st) : -1;
-    if (semid < 0 || sem_core_op(self, st, semid, -1, SEM_UNDO, 0, 0) < 0) {
+    if (sem_lock_op(self, -1) < 0) {
         return NULL;
     }
     return Py_NewRef(self);
@@ -2777,9 +3123,7 @@ sem_enter(SemaphoreCore *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 sem_exit(SemaphoreCore *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    module_state *st = get_state_by_type(Py_TYPE(self));
-    int semid = st ? sem_core_semid(self, st) : -1;
-    if (semid < 0 || sem_core_op(self, st, semid, 1, SEM_UNDO, 0, 0) < 0) {
+    if (sem_lock_op(self, 1) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
@@ -2799,10 +3143,11 @@ static PyMethodDef sem_core_methods[] = {
 };
 
 static PyType_Slot sem_core_slots[] = {
+    {Py_tp_new, sem_core_new},
     {Py_tp_dealloc, sem_core_dealloc},
     {Py_tp_traverse, sem_core_traverse},
     {Py_tp_clear, sem_core_clear},
-    {Py_tp_members, sem_core_members},
+    {Py_tp_getset, sem_core_getset},
     {Py_tp_methods, sem_core_methods},
     {Py_tp_doc, (void *)"Base of sysvipc.Semaphore: acquire, release and "
                         "the with-lock in C."},
@@ -2843,30 +3188,8 @@ typedef struct {
     // unmapped in dealloc (see attachment_detach).
     void *placeholder;
     size_t placeholder_size;
-    // The closed SharedMemory handle that may still be used through bare
-    // references (see handle_close); borrowed, cleared by whichever of the
-    // two objects dies first.
-    struct HandleObject *orphan_handle;
     PyObject *weakreflist;
 } AttachmentObject;
-
-/* The SharedMemory base (see its section below); declared here because an
- * Attachment hands its placeholder over to an orphaning handle. */
-typedef struct HandleObject {
-    PyObject_HEAD
-    PyObject *attachment; // an Attachment, or NULL
-    int closed;
-    // Set once a buffer was exported through the handle itself: from then
-    // on some consumer may keep a bare reference to the handle and use the
-    // address without holding an export (numpy's ndarray(buffer=shm)).
-    int exported;
-    // After close(), the Attachment it let go of (borrowed), and then the
-    // memory that Attachment left at the address, to unmap in dealloc.
-    AttachmentObject *orphaned_attachment;
-    void *leftover;
-    size_t leftover_size;
-    int leftover_is_segment; // 1: still the segment itself (shmdt it)
-} HandleObject;
 
 /*
  * A copy made with the GIL released keeps the mapping from being detached
@@ -3001,32 +3324,9 @@ attachment_dealloc(AttachmentObject *self)
     if (self->weakreflist != NULL) {
         PyObject_ClearWeakRefs((PyObject *)self);
     }
-    HandleObject *handle = self->orphan_handle;
-    if (handle != NULL) {
-        // A closed handle that exported buffers lives on: bare references
-        // to it may still read the address.  Leave the placeholder there
-        // (the segment itself if that fails) and give it to the handle.
-        int err;
-        handle->orphaned_attachment = NULL;
-        self->orphan_handle = NULL;
-        if (self->addr != NULL) {
-            char *addr = self->addr;
-            size_t size = (size_t)self->size;
-            if (attachment_detach_now(self, 0, &err) < 0) {
-                self->addr = NULL; // keep the segment mapped: no crash
-                handle->leftover = addr;
-                handle->leftover_size = size;
-                handle->leftover_is_segment = 1;
-            }
-        }
-        if (self->placeholder != NULL) {
-            handle->leftover = self->placeholder;
-            handle->leftover_size = self->placeholder_size;
-            handle->leftover_is_segment = 0;
-            self->placeholder = NULL;
-        }
-    }
-    // Otherwise nothing can reach the memory any more: shmdt is safe.
+    // Every view holds a reference, and a closed SharedMemory handle that
+    // exported keeps its own (see handle_close): nothing reaches the
+    // memory any more, so shmdt is safe.
     if (self->addr != NULL) {
         char *addr = self->addr;
         self->addr = NULL;
@@ -3082,18 +3382,39 @@ attachment_detach(AttachmentObject *self, PyObject *Py_UNUSED(ignored))
     Py_RETURN_NONE;
 }
 
-/* Validate [offset, offset + *size) within the mapping; -1 size = to end. */
+/*
+ * Convert offset and size arguments (size -1: to the end).  This can run
+ * Python code (__index__), which may detach the mapping: read nothing of
+ * the mapping here, validate with attachment_bounds after the last such
+ * call.
+ */
 static int
-attachment_range(AttachmentObject *self, PyObject *offset_obj,
-                 PyObject *size_obj, Py_ssize_t *offset, Py_ssize_t *size)
+attachment_range_args(PyObject *offset_obj, PyObject *size_obj, long long *off,
+                      long long *sz)
 {
-    long long off = 0, sz = -1;
+    *off = 0;
+    *sz = -1;
     if (offset_obj != NULL &&
-        to_llong(offset_obj, "offset", 0, PY_SSIZE_T_MAX, &off) < 0) {
+        to_llong(offset_obj, "offset", 0, PY_SSIZE_T_MAX, off) < 0) {
         return -1;
     }
     if (size_obj != NULL && size_obj != Py_None &&
-        to_llong(size_obj, "size", 0, PY_SSIZE_T_MAX, &sz) < 0) {
+        to_llong(size_obj, "size", 0, PY_SSIZE_T_MAX, sz) < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * Check that the mapping is attached and [off, off + sz) lies inside it
+ * (sz -1: to the end).  Runs no Python code: call it after everything that
+ * can, right before using self->addr.
+ */
+static int
+attachment_bounds(AttachmentObject *self, long long off, long long sz,
+                  Py_ssize_t *offset, Py_ssize_t *size)
+{
+    if (attachment_check_open(self) < 0) {
         return -1;
     }
     if (off > self->size) {
@@ -3143,14 +3464,20 @@ attachment_read(AttachmentObject *self, PyObject *const *args,
 {
     static const char *const names[] = {"size", "offset"};
     PyObject *a[2];
+    long long off, sz;
     Py_ssize_t offset, size;
     if (parse_args("read", args, nargs, kwnames, names, 2, 2, 0, a) < 0 ||
-        attachment_check_open(self) < 0 ||
-        attachment_range(self, a[1], a[0], &offset, &size) < 0) {
+        attachment_range_args(a[1], a[0], &off, &sz) < 0 ||
+        attachment_bounds(self, off, sz, &offset, &size) < 0) {
         return NULL;
     }
     PyObject *result = PyBytes_FromStringAndSize(NULL, size);
     if (result == NULL) {
+        return NULL;
+    }
+    // Allocating runs no Python code today; check again all the same.
+    if (attachment_bounds(self, off, size, &offset, &size) < 0) {
+        Py_DECREF(result);
         return NULL;
     }
     attachment_copy(self, PyBytes_AS_STRING(result), self->addr + offset,
@@ -3169,14 +3496,20 @@ attachment_read_into(AttachmentObject *self, PyObject *const *args,
 {
     static const char *const names[] = {"buffer", "offset"};
     PyObject *a[2];
+    long long off, sz;
     Py_ssize_t offset, avail;
     if (parse_args("read_into", args, nargs, kwnames, names, 2, 2, 1, a) < 0 ||
-        attachment_check_open(self) < 0 ||
-        attachment_range(self, a[1], NULL, &offset, &avail) < 0) {
+        attachment_range_args(a[1], NULL, &off, &sz) < 0) {
         return NULL;
     }
+    // Getting the buffer can run Python code (__buffer__, PEP 688) that
+    // detaches this mapping: validate only after it.
     Py_buffer view;
     if (get_writable_buffer(a[0], &view, "read_into") < 0) {
+        return NULL;
+    }
+    if (attachment_bounds(self, off, sz, &offset, &avail) < 0) {
+        PyBuffer_Release(&view);
         return NULL;
     }
     if (view.len > avail) {
@@ -3203,10 +3536,10 @@ attachment_write(AttachmentObject *self, PyObject *const *args,
 {
     static const char *const names[] = {"data", "offset"};
     PyObject *a[2];
+    long long off, sz;
     Py_ssize_t offset, avail;
     if (parse_args("write", args, nargs, kwnames, names, 2, 2, 1, a) < 0 ||
-        attachment_check_open(self) < 0 ||
-        attachment_range(self, a[1], NULL, &offset, &avail) < 0) {
+        attachment_range_args(a[1], NULL, &off, &sz) < 0) {
         return NULL;
     }
     if (self->readonly) {
@@ -3214,8 +3547,13 @@ attachment_write(AttachmentObject *self, PyObject *const *args,
                         "the segment is attached read-only");
         return NULL;
     }
+    // As in read_into: the buffer's __buffer__ may detach this mapping.
     Py_buffer view;
     if (PyObject_GetBuffer(a[0], &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    if (attachment_bounds(self, off, sz, &offset, &avail) < 0) {
+        PyBuffer_Release(&view);
         return NULL;
     }
     if (view.len > avail) {
@@ -3363,9 +3701,20 @@ static PyType_Spec attachment_spec = {
  * sysvipc.SharedMemory derives from this type, which gives it the buffer
  * protocol on every Python version (a Python-level __buffer__ needs 3.12).
  * Its views are the Attachment's: getbuffer forwards, so every view holds a
- * reference to the Attachment, not to the handle.  Closing the handle only
- * drops its own reference; the mapping goes when the last view does.
+ * reference to the Attachment, not to the handle.  Closing the handle drops
+ * its own reference (unless bare references may use it: see handle_close);
+ * the mapping goes when the last view does.
  */
+typedef struct {
+    PyObject_HEAD
+    PyObject *attachment; // an Attachment, or NULL
+    int closed;
+    // Set once a buffer was exported through the handle itself: from then
+    // on some consumer may keep a bare reference to the handle and use the
+    // address without holding an export (numpy's ndarray(buffer=shm)).
+    int exported;
+} HandleObject;
+
 static int
 handle_getbuffer(HandleObject *self, Py_buffer *view, int flags)
 {
@@ -3385,13 +3734,13 @@ PyDoc_STRVAR(
     "Close the handle's hold on the mapping (see SharedMemory.close).");
 
 /*
- * Closing a handle drops its reference to the Attachment: the mapping goes
- * with the last view, since every view holds the Attachment.  A handle that
- * exported buffers itself may also be held by bare references that use the
- * address without any export (numpy's ndarray(buffer=shm)); for those the
- * Attachment, when it goes, leaves its zero-filled placeholder at the
- * address and hands it to the handle, which unmaps it in its own dealloc.
- * Either way shm_nattch falls as soon as no view is left.
+ * Closing a handle ends it: it exports nothing more and its methods raise.
+ * Its mapping goes with the last view, since every view holds the
+ * Attachment, with one exception: a handle that exported a buffer itself
+ * may also be held by bare references that use the address without an
+ * export (numpy's ndarray(buffer=shm) keeps only the handle).  Such a
+ * handle keeps its Attachment, and so the real mapping, until the handle
+ * itself is collected: nothing ever swaps memory under a live reference.
  */
 static PyObject *
 handle_close(HandleObject *self, PyObject *Py_UNUSED(ignored))
@@ -3400,15 +3749,9 @@ handle_close(HandleObject *self, PyObject *Py_UNUSED(ignored))
         Py_RETURN_NONE;
     }
     self->closed = 1;
-    if (self->attachment == NULL) {
-        Py_RETURN_NONE;
+    if (!self->exported) {
+        Py_CLEAR(self->attachment); // may detach right now
     }
-    if (self->exported) {
-        AttachmentObject *att = (AttachmentObject *)self->attachment;
-        att->orphan_handle = self;
-        self->orphaned_attachment = att;
-    }
-    Py_CLEAR(self->attachment); // may detach right now
     Py_RETURN_NONE;
 }
 
@@ -3436,33 +3779,17 @@ handle_traverse(HandleObject *self, visitproc visit, void *arg)
     return 0;
 }
 
-static int
-handle_clear(HandleObject *self)
-{
-    Py_CLEAR(self->attachment);
-    return 0;
-}
-
+/*
+ * No tp_clear: the Attachment references nothing, so the handle's edge to
+ * it is never part of a cycle, and it must outlive every object that can
+ * still reach the handle.  It goes in dealloc.
+ */
 static void
 handle_dealloc(HandleObject *self)
 {
     PyTypeObject *tp = Py_TYPE(self);
     PyObject_GC_UnTrack(self);
-    handle_clear(self);
-    // Nothing holds this handle any more, so nothing reads through it.
-    if (self->orphaned_attachment != NULL) {
-        self->orphaned_attachment->orphan_handle = NULL;
-        self->orphaned_attachment = NULL;
-    }
-    if (self->leftover != NULL) {
-        if (self->leftover_is_segment) {
-            shmdt(self->leftover);
-        }
-        else {
-            munmap(self->leftover, self->leftover_size);
-        }
-        self->leftover = NULL;
-    }
+    Py_CLEAR(self->attachment); // detaches if no view is left
     tp->tp_free(self);
     Py_DECREF(tp);
 }
@@ -3476,10 +3803,11 @@ handle_get_attachment(HandleObject *self, void *Py_UNUSED(c))
     return Py_NewRef(self->attachment);
 }
 
+/* Set once, never deleted: handle_getbuffer and close rely on it. */
 static int
 handle_set_attachment(HandleObject *self, PyObject *value, void *Py_UNUSED(c))
 {
-    if (self->closed || self->attachment != NULL) {
+    if (value == NULL || self->closed || self->attachment != NULL) {
         PyErr_SetString(PyExc_AttributeError,
                         "_attachment is set once, before the handle is used");
         return -1;
@@ -3509,7 +3837,6 @@ static PyGetSetDef handle_getset[] = {
 static PyType_Slot handle_slots[] = {
     {Py_tp_dealloc, handle_dealloc},
     {Py_tp_traverse, handle_traverse},
-    {Py_tp_clear, handle_clear},
     {Py_tp_getset, handle_getset},
     {Py_tp_methods, handle_methods},
     {Py_tp_doc, (void *)"Base of sysvipc.SharedMemory: exports its "
@@ -3618,7 +3945,6 @@ sysvipc_shmat(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
     self->readonly = (flags & SHM_RDONLY) != 0;
     self->placeholder = NULL;
     self->placeholder_size = 0;
-    self->orphan_handle = NULL;
     self->weakreflist = NULL;
     PyObject_GC_Track(self);
 
@@ -3769,6 +4095,8 @@ sysvipc_shmctl(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
 static PyMethodDef sysvipc_methods[] = {
     {"ftok", (PyCFunction)(void (*)(void))sysvipc_ftok, METH_FASTCALL,
      ftok_doc},
+    {"_removed_error", (PyCFunction)(void (*)(void))sysvipc_removed_error,
+     METH_FASTCALL, removed_error_doc},
     {"msgget", FASTCALL_KW(sysvipc_msgget), msgget_doc},
     {"msgsnd", FASTCALL_KW(sysvipc_msgsnd), msgsnd_doc},
     {"msgrcv", FASTCALL_KW(sysvipc_msgrcv), msgrcv_doc},

@@ -14,11 +14,12 @@ import os
 from collections.abc import Callable
 from typing import Any, ClassVar, NoReturn, TypeVar
 
-from ._sysvipc import IPC_CREAT, IPC_EXCL, IPC_PRIVATE
+from ._sysvipc import IPC_CREAT, IPC_EXCL, IPC_PRIVATE, _removed_error
 
 __all__ = ["IPCObject", "check_mode", "get_or_create", "random_key"]
 
 _Self = TypeVar("_Self", bound="IPCObject")
+_T = TypeVar("_T")
 
 KEY_MIN = -(2**31)
 KEY_MAX = 2**31 - 1
@@ -156,6 +157,29 @@ class IPCObject:
     def _raise_closed(self) -> NoReturn:
         raise ValueError(f"operation on a closed {self._kind}")
 
+    # Errors: every method of every class goes through _call or _removed,
+    # so an object removed under the handle is IdentifierRemovedError
+    # everywhere.  The rule itself is the C core's (_removed_error), shared
+    # with the methods written in C.
+
+    def _removed(self, exc: OSError) -> None:
+        """Raise :class:`~sysvipc.IdentifierRemovedError` if ``exc``, from a
+        call on this handle's id, means that the object is gone; return
+        otherwise (the caller re-raises ``exc``)."""
+        removed = _removed_error(exc, self._id)
+        if removed is not exc:
+            raise removed from None
+
+    def _call(self, func: Callable[..., _T], *args: Any) -> _T:
+        """``func(id, *args)`` on this open handle, with the handle's error
+        rule (see :meth:`_removed`)."""
+        ident = self._check_open()
+        try:
+            return func(ident, *args)
+        except OSError as exc:
+            self._removed(exc)
+            raise
+
     def _rmid(self) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
 
@@ -167,7 +191,11 @@ class IPCObject:
         further operations fail.  On a closed handle: :class:`ValueError`.
         """
         self._check_open()
-        self._rmid()
+        try:
+            self._rmid()
+        except OSError as exc:
+            self._removed(exc)
+            raise
 
     def close(self) -> None:
         """Close the handle.  The object itself stays unless this handle was

@@ -121,25 +121,18 @@ class MessageQueue(_c.MessageQueueBase, IPCObject):
         half.  While the queue is full it retries with a short, growing
         pause (0.1 to 5 ms).
         """
-        msqid = self._check_open()
+        self._check_open()
         deadline = None if timeout is None else time.monotonic() + timeout
         pause = _SEND_POLL_MIN
-        checked = False
         while True:
             try:
-                _c.msgsnd(msqid, data, type, IPC_NOWAIT)
+                # One try that does not wait, with send()'s own checks (a
+                # message that can never fit is a ValueError, a removed
+                # queue IdentifierRemovedError).
+                self.send(data, type, timeout=0)
                 return
-            except BlockingIOError:
+            except TimeoutError:
                 pass
-            if not checked:  # as send() does, once the queue is found full
-                checked = True
-                size = memoryview(data).nbytes
-                qbytes = self.stat().msg_qbytes
-                if size > qbytes:
-                    raise ValueError(
-                        f"a message of {size} bytes can never fit in this queue "
-                        f"(msg_qbytes is {qbytes}): sending it would wait forever"
-                    )
             if deadline is not None:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -181,7 +174,7 @@ class MessageQueue(_c.MessageQueueBase, IPCObject):
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             try:
-                return _c.msgrcv(msqid, max_size, type, flags)
+                return self._call(_c.msgrcv, max_size, type, flags)
             except BlockingIOError:
                 pass
             wait = _WAIT_SLICE * random.uniform(1 - _WAIT_JITTER, 1 + _WAIT_JITTER)
@@ -224,7 +217,7 @@ class MessageQueue(_c.MessageQueueBase, IPCObject):
         if index < 0:
             raise IndexError("peek index must be >= 0")
         try:
-            return _c.msgrcv(self._check_open(), None, index, MSG_COPY | IPC_NOWAIT)
+            return self._call(_c.msgrcv, None, index, MSG_COPY | IPC_NOWAIT)
         except BlockingIOError:
             raise IndexError(f"no message at index {index}") from None
         except OSError as e:
@@ -240,7 +233,7 @@ class MessageQueue(_c.MessageQueueBase, IPCObject):
 
     def stat(self) -> MsqidDs:
         """The queue's :class:`~sysvipc.MsqidDs` (IPC_STAT)."""
-        return MsqidDs._make(_c.msgctl(self._check_open(), IPC_STAT))
+        return MsqidDs._make(self._call(_c.msgctl, IPC_STAT))
 
     def set(
         self,
@@ -253,7 +246,7 @@ class MessageQueue(_c.MessageQueueBase, IPCObject):
         """Change the owner, permissions or ``msg_qbytes`` (IPC_SET); the
         values not given stay.  Raising ``max_bytes`` above
         ``/proc/sys/kernel/msgmnb`` needs CAP_SYS_RESOURCE."""
-        _c.msgctl(self._check_open(), IPC_SET, (uid, gid, mode, max_bytes))
+        self._call(_c.msgctl, IPC_SET, (uid, gid, mode, max_bytes))
 
     def _rmid(self) -> None:
         _c.msgctl(self._id, IPC_RMID)

@@ -452,13 +452,7 @@ class SemaphoreSet(_c_sem.SemaphoreSetBase, IPCObject):
     def _translate(self, exc: OSError) -> None:
         """Raise the clearer error for a failed call on this set, if any
         (the caller re-raises ``exc`` otherwise)."""
-        if exc.errno == errno.EINVAL or exc.errno == errno.EIDRM:
-            # Arguments were all checked: the id no longer names a set.
-            if exc.errno == errno.EIDRM:
-                return  # already IdentifierRemovedError, from the C core
-            raise IdentifierRemovedError(
-                errno.EIDRM, f"semaphore set {self._id} was removed"
-            ) from exc
+        self._removed(exc)  # the handles' one rule for a removed set
         if exc.errno == errno.ERANGE:
             raise ValueError(
                 f"the operation would take a value of semaphore set {self._id} above "

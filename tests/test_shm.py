@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import array
 import errno
+import gc
 import os
 import pickle
 import re
@@ -657,6 +658,12 @@ def test_remove_waits_for_views(ipc: Tracker) -> None:
     view[0] = 1  # the mapping is still there
     assert proc_row("shm", sid) is not None and int(row(sid)["nattch"]) == 1
     del view
+    # The handle exported a buffer itself, so a bare reference to it (numpy's
+    # ndarray(buffer=shm)) could still use the address: its mapping stays
+    # until the handle goes too (issue 16).
+    assert proc_row("shm", sid) is not None
+    del shm
+    gc.collect()
     assert proc_row("shm", sid) is None
 
 
