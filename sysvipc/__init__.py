@@ -43,6 +43,7 @@ from ._sysvipc import (
     SEMVMX,
     IdentifierRemovedError,
     Message,
+    canonical_key,
     ftok,
 )
 
@@ -74,6 +75,7 @@ __all__ = [
     "ShmUsage",
     "ShmidDs",
     "Usage",
+    "canonical_key",
     "ftok",
     "limits",
     "list_message_queues",

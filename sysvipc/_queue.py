@@ -132,7 +132,10 @@ class MessageQueue(_c.MessageQueueBase, IPCObject):
             if deadline is not None:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise TimeoutError(errno.ETIMEDOUT, "Timed out (originated from msgsnd)")
+                    raise TimeoutError(
+                        errno.ETIMEDOUT,
+                        f"Timed out: message queue with id {msqid} (originated from msgsnd)",
+                    )
                 pause = min(pause, remaining)
             await asyncio.sleep(pause)
             pause = min(pause * 2, _SEND_POLL_MAX)
@@ -174,7 +177,10 @@ class MessageQueue(_c.MessageQueueBase, IPCObject):
             if deadline is not None:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise TimeoutError(errno.ETIMEDOUT, "Timed out (originated from msgrcv)")
+                    raise TimeoutError(
+                        errno.ETIMEDOUT,
+                        f"Timed out: message queue with id {msqid} (originated from msgrcv)",
+                    )
                 wait = min(wait, remaining)
             future = _waiter_pool().submit(_wait_for_message, msqid, type, except_type, wait)
             try:

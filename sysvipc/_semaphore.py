@@ -48,6 +48,7 @@ from ._sysvipc import (
     SETALL,
     SETVAL,
     IdentifierRemovedError,
+    canonical_key,
 )
 from ._sysvipc import semctl as _raw_semctl
 from ._sysvipc import semop as _semop
@@ -156,7 +157,7 @@ def _stat_or_removed(semid: int, key: int) -> SemidDs:
         if exc.errno in (errno.EINVAL, errno.EIDRM):
             raise IdentifierRemovedError(
                 errno.EIDRM,
-                f"semaphore set {semid} (key {key:#x}) was removed before it was initialised",
+                f"semaphore set {semid} (key {key:#010x}) was removed before it was initialised",
             ) from exc
         raise
 
@@ -173,7 +174,7 @@ def _wait_initialised(semid: int, key: int, init_timeout: float) -> SemidDs:
         if remaining <= 0:
             raise TimeoutError(
                 errno.ETIMEDOUT,
-                f"semaphore set {semid} (key {key:#x}) was never initialised: its sem_otime "
+                f"semaphore set {semid} (key {key:#010x}) was never initialised: its sem_otime "
                 f"stayed 0 for {init_timeout:g} s.  Its creator may have died before setting "
                 "the values; a set made by a tool that never ran semop() must be opened with "
                 "init_timeout=0",
@@ -411,7 +412,7 @@ class SemaphoreSet(_c_sem.SemaphoreSetBase, IPCObject):
             if exc.errno == errno.EINVAL and isinstance(key, int):
                 # nsems <= SEMMSL was checked: the existing set is smaller.
                 raise ValueError(
-                    f"the semaphore set of key {key:#x} has fewer than nsems={nsems} semaphores"
+                    f"the semaphore set of key {canonical_key(key):#010x} has fewer than nsems={nsems} semaphores"
                 ) from exc
             raise
 
@@ -539,7 +540,7 @@ class SemaphoreSet(_c_sem.SemaphoreSetBase, IPCObject):
         >>> s.op([(0, -1), (1, -1)], block=False)  # s[1] is 0: nothing happens
         Traceback (most recent call last):
           ...
-        BlockingIOError: [Errno 11] Resource temporarily unavailable (originated from semop)
+        BlockingIOError: [Errno 11] Resource temporarily unavailable: semaphore set with id ... (originated from semop)
         >>> s.values
         [1, 0]
         >>> s.remove()

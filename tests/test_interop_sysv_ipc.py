@@ -539,17 +539,17 @@ def test_ftok_is_the_same(tmp_path: Path) -> None:
 
 def test_keys_beyond_key_t(ipc: Tracker) -> None:
     """sysv_ipc accepts 64-bit keys and the kernel keeps the low 32 bits;
-    sysvipc refuses keys outside key_t."""
+    sysvipc refuses keys outside key_t (both spellings of key_t work)."""
     assert (sysv_ipc.KEY_MIN, sysv_ipc.KEY_MAX) == (-(2**63), 2**63 - 1)
     low = unused_key()
     sq = sysv_ipc.MessageQueue(2**32 + low, CREX)
     ipc.track("msg", sq.id)
     assert sq.key == low
     assert MessageQueue(low).id == sq.id
-    with pytest.raises(ValueError, match="key must be in the range"):
+    with pytest.raises(ValueError, match="key must fit a 32-bit key_t"):
         MessageQueue(2**32 + low)
     with pytest.raises(ValueError):
-        MessageQueue(2**31, create=True)
+        MessageQueue(2**32, create=True)
     with pytest.raises(ValueError):
         MessageQueue(-(2**31) - 1)
 

@@ -198,7 +198,7 @@ def test_validation_before_creating_anything(key: int) -> None:
     with pytest.raises(ValueError, match=f"SEMMSL={semmsl}"):
         SemaphoreSet(key, semmsl + 1, create=True)
     with pytest.raises(ValueError, match="key"):
-        SemaphoreSet(2**31, create=True)
+        SemaphoreSet(2**32, create=True)
     assert ids_with_key(key) == []
 
 
@@ -816,12 +816,12 @@ def test_pickling_across_spawn(make: MakeSet) -> None:
 
 def test_repr(make: MakeSet) -> None:
     s = make(nsems=2)
-    assert re.fullmatch(rf"<SemaphoreSet id={s.id} key={s.key:#x} nsems=2>", repr(s))
+    assert re.fullmatch(rf"<SemaphoreSet id={s.id} key={s.key:#010x} nsems=2>", repr(s))
     assert repr(s[1]) == f"<Semaphore 1 of {s!r}>"
     p = make(ll.IPC_PRIVATE)
-    assert repr(p) == f"<SemaphoreSet id={p.id} key=0x0 nsems=1>"
+    assert repr(p) == f"<SemaphoreSet id={p.id} key=0x00000000 nsems=1>"
     s.close()
-    assert repr(s) == f"<SemaphoreSet id={s.id} key={s.key:#x} closed>"
+    assert repr(s) == f"<SemaphoreSet id={s.id} key={s.key:#010x} closed>"
 
 
 def test_close(make: MakeSet) -> None:
