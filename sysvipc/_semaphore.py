@@ -139,6 +139,15 @@ def _block_flags(block: bool, timeout: float | None, undo: bool) -> int:
 # --------------------------------------------------------------------------
 
 
+_INITIALISING = 0o100
+"""The owner-execute mode bit (meaningless for a semaphore set, which is only
+read or altered) marks a set that sysvipc is creating: it is set by the
+creating ``semget`` and cleared, by ``IPC_SET``, once the values are in
+place and ``sem_otime`` is non-zero.  A set with ``sem_otime == 0`` and no
+mark was made by another program (``ipcmk -S``, C, Perl) that will never run
+the handshake: opening it must not wait."""
+
+
 def _initialise(semid: int, values: list[int]) -> None:
     """Set the values of a set this process just created, then mark it
     initialised: a net-zero ``semop`` makes ``sem_otime`` non-zero, which is
@@ -148,6 +157,11 @@ def _initialise(semid: int, values: list[int]) -> None:
     # end where SETALL put them, and no other process can see the step.
     touch = [(0, -1), (0, +1)] if values[0] == SEMVMX else [(0, +1), (0, -1)]
     _semop(semid, touch, flags=IPC_NOWAIT)
+
+
+def _clear_mark(semid: int, mode: int) -> None:
+    """Give the set the mode asked for, without the initialising mark."""
+    _raw_semctl(semid, 0, IPC_SET, (None, None, mode))
 
 
 def _stat_or_removed(semid: int, key: int) -> SemidDs:
@@ -163,21 +177,30 @@ def _stat_or_removed(semid: int, key: int) -> SemidDs:
 
 
 def _wait_initialised(semid: int, key: int, init_timeout: float) -> SemidDs:
-    """Return the set's state once its creator has initialised it."""
+    """Return the set's state once its creator has initialised it.
+
+    Only a set that a sysvipc creator is still initialising is waited for
+    (``sem_otime == 0`` and the :data:`_INITIALISING` mark), and only while
+    it is younger than ``init_timeout``, judged from ``sem_ctime`` (which
+    the creator's ``SETALL`` also sets).  Any other set opens at once:
+    initialised ones, and sets made by programs that never run ``semop``.
+    """
     ds = _stat_or_removed(semid, key)
-    if ds.sem_otime or not init_timeout:
+    if ds.sem_otime or not ds.sem_perm.mode & _INITIALISING or not init_timeout:
         return ds
-    deadline = time.monotonic() + init_timeout
+    # sem_ctime has whole seconds: count the set one second younger.
+    remaining = min(init_timeout, ds.sem_ctime + 1 + init_timeout - time.time())
+    deadline = time.monotonic() + max(remaining, 0.0)
     delay = 0.0005
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise TimeoutError(
                 errno.ETIMEDOUT,
-                f"semaphore set {semid} (key {key:#010x}) was never initialised: its sem_otime "
-                f"stayed 0 for {init_timeout:g} s.  Its creator may have died before setting "
-                "the values; a set made by a tool that never ran semop() must be opened with "
-                "init_timeout=0",
+                f"semaphore set {semid} (key {key:#010x}) was never initialised: it is marked "
+                f"as being created by sysvipc, but its sem_otime stayed 0 for {init_timeout:g} s "
+                "after its creation.  Its creator may have died before setting the values; "
+                "open it with init_timeout=0 (or SemaphoreSet.from_id) to use it anyway",
             )
         time.sleep(min(delay, remaining))
         delay = min(delay * 2, 0.05)
@@ -359,11 +382,13 @@ class SemaphoreSet(_c_sem.SemaphoreSetBase, IPCObject):
     - ``initial``: an int for every semaphore, or a sequence of ``nsems``
       ints (0..SEMVMX), applied **only if this call created the set**.
       Opening an existing set never changes its values.
-    - ``init_timeout``: when this call opens a set that another process has
-      created but not yet initialised (``sem_otime`` still 0), wait up to
-      this many seconds for it, then raise :class:`TimeoutError`.  0 or
-      None: do not wait (needed for sets made by tools that never ran
-      ``semop``).
+    - ``init_timeout``: when this call opens a set that another sysvipc
+      process is still creating (values not yet set), wait until it is
+      initialised, as long as the set is younger than this many seconds
+      (from its ``sem_ctime``); past that, raise :class:`TimeoutError`.
+      Sets made by other programs (``ipcmk -S``, C, Perl, sysv_ipc), which
+      never run the creation handshake, open at once, as do initialised
+      ones.  0 or None: never wait.
     - ``remove_on_close``: :meth:`close` also removes the set.
 
     >>> from sysvipc._semaphore import SemaphoreSet
@@ -406,7 +431,12 @@ class SemaphoreSet(_c_sem.SemaphoreSetBase, IPCObject):
 
         try:
             key, semid, created = get_or_create(
-                lambda k, f, m: ll.semget(k, nsems, f, m), key, create, exclusive, mode
+                # Creating: mark the set as being initialised (see _INITIALISING).
+                lambda k, f, m: ll.semget(k, nsems, f, m | _INITIALISING if f else m),
+                key,
+                create,
+                exclusive,
+                mode,
             )
         except OSError as exc:
             if exc.errno == errno.EINVAL and isinstance(key, int):
@@ -419,6 +449,7 @@ class SemaphoreSet(_c_sem.SemaphoreSetBase, IPCObject):
         if created:
             try:
                 _initialise(semid, values)
+                _clear_mark(semid, mode)
             except BaseException:
                 # Nobody else can use a set that is never initialised.
                 try:

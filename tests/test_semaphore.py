@@ -43,7 +43,7 @@ else:
 import sysvipc
 import sysvipc._semaphore as semaphore_module
 from sysvipc import lowlevel as ll
-from sysvipc._semaphore import Semaphore, SemaphoreSet, SemaphoreSetStat
+from sysvipc._semaphore import _INITIALISING, Semaphore, SemaphoreSet, SemaphoreSetStat
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -219,13 +219,12 @@ def test_creator_that_fails_to_initialise_removes_the_set(
 # --------------------------------------------------------------------------
 
 
-def test_uninitialised_set_times_out_with_clear_error(ipc: Tracker, key: int) -> None:
-    semid = ipc.semget(2, key=key)  # a raw semget: sem_otime stays 0
-    t0 = time.monotonic()
+def test_marked_set_never_initialised_times_out_with_clear_error(ipc: Tracker, key: int) -> None:
+    # What a sysvipc creator killed between semget and SETALL leaves: the
+    # "being initialised" mark and sem_otime 0.
+    semid = ipc.semget(2, key=key, mode=0o600 | _INITIALISING)
     with pytest.raises(TimeoutError, match=r"never initialised.*init_timeout=0"):
         SemaphoreSet(key, init_timeout=0.2)
-    elapsed = time.monotonic() - t0
-    assert 0.2 <= elapsed < 1.0
     for wait in (0, None):
         s = SemaphoreSet(key, init_timeout=wait)
         assert s.id == semid and len(s) == 2 and s.values == [0, 0]
@@ -234,8 +233,34 @@ def test_uninitialised_set_times_out_with_clear_error(ipc: Tracker, key: int) ->
     assert SemaphoreSet(key, init_timeout=0.2).values == [1, 0]
 
 
+def test_set_made_by_another_program_opens_at_once(ipc: Tracker, key: int) -> None:
+    # A plain semget (ipcmk -S, C, Perl): sem_otime stays 0, and nobody will
+    # ever run the handshake.  Even with a huge init_timeout the open is
+    # immediate (a wait would hang the child until its timeout).
+    semid = ipc.semget(2, key=key)
+    ll.semctl(semid, 0, ll.SETALL, [3, 4])
+    proc = run_python(
+        f"""
+        from sysvipc import SemaphoreSet
+        s = SemaphoreSet({key}, init_timeout=3600)
+        print(s.id, s.values, s.stat().sem_otime)
+        """,
+        timeout=60,
+    )
+    assert_child_ok(proc)
+    assert proc.stdout.split(maxsplit=1) == [str(semid), "[3, 4] 0\n"]
+
+
+def test_created_set_loses_the_mark(ipc: Tracker, key: int) -> None:
+    s = SemaphoreSet(key, 1, create=True, mode=0o640, initial=2)
+    ipc.track("sem", s.id)
+    st = s.stat()
+    assert st.sem_perm.mode & 0o777 == 0o640 and st.sem_otime != 0
+    s.close()
+
+
 def test_removed_while_waiting_for_initialisation(ipc: Tracker, key: int) -> None:
-    semid = ipc.semget(1, key=key)
+    semid = ipc.semget(1, key=key, mode=0o600 | _INITIALISING)  # a creator at work
     timer = threading.Timer(0.1, ll.semctl, (semid, 0, ll.IPC_RMID))
     timer.start()
     try:
