@@ -2534,7 +2534,12 @@ sem_core_semid(SemaphoreCore *self, module_state *st)
         return -1;
     }
     if (((HandleCore *)set)->closed) {
-        closed_error("semaphore set");
+        // The set's own message (SemaphoreSet._raise_closed) says more.
+        PyObject *r = PyObject_CallMethod(set, "_raise_closed", NULL);
+        Py_XDECREF(r);
+        if (!PyErr_Occurred()) {
+            closed_error("semaphore set");
+        }
         return -1;
     }
     return ((HandleCore *)set)->id;
@@ -2589,11 +2594,12 @@ PyDoc_STRVAR(
     sem_acquire_doc,
     "acquire($self, /, n=1, *, block=True, timeout=None, undo=False)\n--\n\n"
     "Subtract n (1..32767), waiting while the value is below n.\n\n"
-    "Returns True once done (like threading.Lock.acquire); never returns\n"
-    "False: block=False raises BlockingIOError when it would wait, and a\n"
-    "timeout (seconds) that expires raises TimeoutError.  Removing the set\n"
-    "wakes the wait with sysvipc.IdentifierRemovedError.  undo=True adds\n"
-    "SEM_UNDO: the kernel reverses the change when this process exits.");
+    "Returns True if it subtracted, False if it did not, as\n"
+    "threading.Semaphore.acquire does: False when the timeout (seconds)\n"
+    "expired, or with block=False when it would have had to wait; the value\n"
+    "is then unchanged.  Removing the set wakes the wait with\n"
+    "sysvipc.IdentifierRemovedError.  undo=True adds SEM_UNDO: the kernel\n"
+    "reverses the change when this process exits.");
 
 static PyObject *
 sem_acquire(SemaphoreCore *self, PyObject *const *args, Py_ssize_t nargs,
@@ -2621,6 +2627,21 @@ sem_acquire(SemaphoreCore *self, PyObject *const *args, Py_ssize_t nargs,
     }
     int flags = (block ? 0 : IPC_NOWAIT) | (undo ? SEM_UNDO : 0);
     if (sem_core_op(self, st, semid, -n, flags, has_deadline, deadline) < 0) {
+        // Like threading.Semaphore.acquire: not acquired is False, not an
+        // error (EAGAIN with block=False, or the timeout expired).
+        // OSError(EAGAIN, ...) becomes BlockingIOError once normalised.
+        PyObject *type, *value, *tb;
+        PyErr_Fetch(&type, &value, &tb);
+        PyErr_NormalizeException(&type, &value, &tb);
+        if (value != NULL &&
+            (PyErr_GivenExceptionMatches(value, PyExc_TimeoutError) ||
+             PyErr_GivenExceptionMatches(value, PyExc_BlockingIOError))) {
+            Py_XDECREF(type);
+            Py_XDECREF(value);
+            Py_XDECREF(tb);
+            Py_RETURN_FALSE;
+        }
+        PyErr_Restore(type, value, tb);
         return NULL;
     }
     Py_RETURN_TRUE;

@@ -27,7 +27,7 @@ import operator
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn, overload
 
 from . import _sysvipc as _c_sem
 from . import lowlevel as ll
@@ -243,7 +243,9 @@ class SemaphoreSetStat:
 
 
 class Semaphore(_c_sem.SemaphoreBase):
-    """One semaphore of a :class:`SemaphoreSet`, as returned by ``s[i]``.
+    """One semaphore: ``s[i]`` of a :class:`SemaphoreSet`, or
+    ``Semaphore(key, ...)``, a set of one semaphore (as ``sysv_ipc`` and
+    ``posix_ipc`` have them).
 
     ``acquire`` subtracts, ``release`` adds, and ``with sem:`` is a lock
     that the kernel releases if its holder dies:
@@ -265,10 +267,68 @@ class Semaphore(_c_sem.SemaphoreBase):
     # and the with-lock: the hot paths.
     __slots__ = ()
 
-    def __init__(self, semset: SemaphoreSet, index: int) -> None:
-        """The same as ``semset[index]``."""
-        if not isinstance(semset, SemaphoreSet):
-            raise TypeError(f"Semaphore needs a SemaphoreSet, not {type(semset).__name__}")
+    @overload
+    def __init__(self, semset: SemaphoreSet, index: int, /) -> None: ...
+
+    @overload
+    def __init__(
+        self,
+        key: int | None = None,
+        /,
+        *,
+        create: bool = False,
+        exclusive: bool = False,
+        mode: int = 0o600,
+        initial: int = 0,
+        init_timeout: float | None = 10.0,
+    ) -> None: ...
+
+    def __init__(
+        self,
+        key: SemaphoreSet | int | None = None,
+        index: int | None = None,
+        /,
+        *,
+        create: bool = False,
+        exclusive: bool = False,
+        mode: int = 0o600,
+        initial: int = 0,
+        init_timeout: float | None = 10.0,
+    ) -> None:
+        """``Semaphore(semset, index)`` is the same as ``semset[index]``.
+
+        ``Semaphore(key, create=..., exclusive=..., mode=..., initial=...,
+        init_timeout=...)`` is a set of one semaphore, as ``sysv_ipc`` and
+        ``posix_ipc`` have them: ``SemaphoreSet(key, 1, ...)[0]``, with the
+        same arguments, and ``with sem:`` is the lock.  Its set is
+        :attr:`set` (``sem.set.remove()`` removes it).
+        """
+        if isinstance(key, SemaphoreSet):
+            if (create, exclusive, mode, initial, init_timeout) != (False, False, 0o600, 0, 10.0):
+                raise TypeError("Semaphore(semset, index) takes no keyword arguments")
+            if index is None:
+                raise TypeError("Semaphore(semset, index) needs the index")
+            semset = key
+        elif key is None or (isinstance(key, int) and not isinstance(key, bool)):
+            if index is not None:
+                raise TypeError(
+                    "Semaphore(key) is a set of one semaphore and takes no index; "
+                    "for an item of a larger set use SemaphoreSet(key)[index]"
+                )
+            semset = SemaphoreSet(
+                key,
+                1,
+                create=create,
+                exclusive=exclusive,
+                mode=mode,
+                initial=initial,
+                init_timeout=init_timeout,
+            )
+            index = 0
+        else:
+            raise TypeError(
+                f"Semaphore needs a SemaphoreSet and an index, or a key, not {type(key).__name__}"
+            )
         semset._check_open()
         self._set = semset
         self._index = semset._index_of(index)
@@ -287,15 +347,18 @@ class Semaphore(_c_sem.SemaphoreBase):
     # -- operations ---------------------------------------------------------
 
     def wait_zero(self, *, block: bool = True, timeout: float | None = None) -> bool:
-        """Wait until the value is 0 (a ``sem_op`` of 0); return True.
+        """Wait until the value is 0 (a ``sem_op`` of 0).
 
-        ``block=False`` raises :class:`BlockingIOError` if it is not 0 now;
-        an expired ``timeout`` raises :class:`TimeoutError`.
+        Returns True once it is 0, False if it was not, as
+        :meth:`threading.Event.wait` does: False when the ``timeout``
+        expired, or with ``block=False`` when it is not 0 now.
         """
         semid = self._set._check_open()
         flags = _block_flags(block, timeout, False)
         try:
             _semop1(semid, self._index, 0, flags, timeout)
+        except (TimeoutError, BlockingIOError):
+            return False
         except OSError as exc:
             self._set._translate(exc)
             raise
@@ -390,6 +453,10 @@ class SemaphoreSet(_c_sem.SemaphoreSetBase, IPCObject):
       never run the creation handshake, open at once, as do initialised
       ones.  0 or None: never wait.
     - ``remove_on_close``: :meth:`close` also removes the set.
+
+    ``with s:`` manages the *handle*, like a file: it closes it at the end
+    of the block and locks nothing.  The lock is ``with s[i]:`` (or
+    ``with Semaphore(key):``); ``sysv_ipc``'s ``with sem:`` is that one.
 
     >>> from sysvipc._semaphore import SemaphoreSet
     >>> s = SemaphoreSet(nsems=3, initial=[1, 2, 3])
@@ -496,6 +563,14 @@ class SemaphoreSet(_c_sem.SemaphoreSetBase, IPCObject):
                 f"the operation would take a value of semaphore set {self._id} above "
                 f"SEMVMX ({SEMVMX}), or its undo adjustment beyond -{SEMVMX}..{SEMVMX}"
             ) from exc
+
+    def _raise_closed(self) -> NoReturn:
+        # The trap for code from sysv_ipc, where ``with sem:`` locks.
+        raise ValueError(
+            "operation on a closed semaphore set (note: `with semset:` closes the handle "
+            "when the block ends and does not lock; for a lock use `with semset[i]:` or "
+            "sysvipc.Semaphore(key))"
+        )
 
     def _index_of(self, index: int) -> int:
         i = operator.index(index)

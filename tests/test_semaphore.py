@@ -349,15 +349,13 @@ def test_acquire_release(make: MakeSet) -> None:
     assert sem.acquire() is True
     assert sem.acquire(2) is True
     assert sem.value == 0
-    with pytest.raises(BlockingIOError):
-        sem.acquire(block=False)
+    assert sem.acquire(block=False) is False
     sem.release()
     sem.release(4)
     assert sem.value == 5
     assert s[1].wait_zero() is True
     assert s[1].wait_zero(block=False) is True
-    with pytest.raises(BlockingIOError):
-        s[0].wait_zero(block=False)
+    assert s[0].wait_zero(block=False) is False
     assert sem.pid == os.getpid()
     assert sem.ncount == 0 and sem.zcount == 0
     sem.value = 9
@@ -526,13 +524,18 @@ SLACK = 0.020  # the issue: TimeoutError within 20 ms after the timeout
 
 
 def assert_times_out(call: Callable[[], object], timeout: float = TIMEOUT) -> None:
-    """TimeoutError no earlier than timeout, within SLACK after it.  The upper
-    bound gets three tries, for a scheduler busy with other tests."""
+    """TimeoutError (or False, from acquire and wait_zero) no earlier than
+    timeout, within SLACK after it.  The upper bound gets three tries, for a
+    scheduler busy with other tests."""
     overshoots = []
     for _ in range(3):
         t0 = time.monotonic()
-        with pytest.raises(TimeoutError):
-            call()
+        try:
+            answer = call()
+        except TimeoutError:
+            pass
+        else:
+            assert answer is False, answer
         elapsed = time.monotonic() - t0
         assert elapsed >= timeout
         overshoots.append(elapsed - timeout)
@@ -548,8 +551,7 @@ def test_timeouts_expire_on_time(make: MakeSet) -> None:
     assert_times_out(lambda: s[1].wait_zero(timeout=TIMEOUT))
     assert_times_out(lambda: s.op([(1, -1), (0, -1)], timeout=TIMEOUT))
     assert s.values == [0, 1]
-    with pytest.raises(TimeoutError):
-        s[0].acquire(timeout=0)
+    assert s[0].acquire(timeout=0) is False
     assert s[1].acquire(timeout=0) is True
 
 
