@@ -8,6 +8,13 @@ the C extension :mod:`sysvipc._sysvipc`.
 
 from __future__ import annotations
 
+try:
+    from . import _sysvipc
+except ImportError as _exc:  # pragma: no cover - exercised in a subprocess
+    from ._missing import explain as _explain
+
+    raise ImportError(_explain(_exc)) from _exc
+
 from . import lowlevel
 from ._introspect import (
     Entry,
