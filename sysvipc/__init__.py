@@ -9,7 +9,7 @@ the C extension :mod:`sysvipc._sysvipc`.
 from __future__ import annotations
 
 try:
-    from . import _sysvipc
+    from . import _sysvipc  # noqa: F401  (the check; see _missing.py)
 except ImportError as _exc:  # pragma: no cover - exercised in a subprocess
     from ._missing import explain as _explain
 
