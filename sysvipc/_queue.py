@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import errno
-import random
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from . import _sysvipc as _c
 from ._common import IPCObject, get_or_create
-from ._structs import MsqidDs
 from ._sysvipc import (
     IPC_NOWAIT,
     IPC_RMID,
@@ -24,7 +20,14 @@ from ._sysvipc import (
 )
 
 if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
+
     from _typeshed import ReadableBuffer
+
+    from ._structs import MsqidDs
+
+# asyncio, concurrent.futures, random and the structures are imported where
+# they are first used: together they were most of what `import sysvipc` cost.
 
 __all__ = ["MessageQueue", "Message"]
 
@@ -44,6 +47,8 @@ _waiters: ThreadPoolExecutor | None = None
 def _waiter_pool() -> ThreadPoolExecutor:
     global _waiters
     if _waiters is None:
+        from concurrent.futures import ThreadPoolExecutor
+
         _waiters = ThreadPoolExecutor(max_workers=1024, thread_name_prefix="sysvipc-wait")
     return _waiters
 
@@ -91,6 +96,8 @@ class MessageQueue(_c.MessageQueueBase, IPCObject):
     @classmethod
     def from_id(cls, msqid: int) -> MessageQueue:
         """Open an existing queue by its id."""
+        from ._structs import MsqidDs
+
         st = MsqidDs._make(_c.msgctl(msqid, IPC_STAT))
         self = cls.__new__(cls)
         self._init_handle(st.msg_perm.key, msqid, False, False)
@@ -110,6 +117,8 @@ class MessageQueue(_c.MessageQueueBase, IPCObject):
         half.  While the queue is full it retries with a short, growing
         pause (0.1 to 5 ms).
         """
+        import asyncio  # already loaded by the running event loop
+
         msqid = self._check_open()
         deadline = None if timeout is None else time.monotonic() + timeout
         pause = _SEND_POLL_MIN
@@ -164,6 +173,9 @@ class MessageQueue(_c.MessageQueueBase, IPCObject):
         shared pool of up to 1024, reused), which wakes the moment a message
         arrives.
         """
+        import asyncio  # already loaded by the running event loop
+        import random
+
         msqid = self._check_open()
         flags = _receive_flags(False, truncate, except_type)
         loop = asyncio.get_running_loop()
@@ -219,6 +231,8 @@ class MessageQueue(_c.MessageQueueBase, IPCObject):
 
     def stat(self) -> MsqidDs:
         """The queue's :class:`~sysvipc.MsqidDs` (IPC_STAT)."""
+        from ._structs import MsqidDs
+
         return MsqidDs._make(_c.msgctl(self._check_open(), IPC_STAT))
 
     def set(

@@ -26,13 +26,10 @@ import math
 import operator
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any, NoReturn, overload
+from typing import TYPE_CHECKING, Any, NoReturn, overload
 
 from . import _sysvipc as _c_sem
-from . import lowlevel as ll
 from ._common import IPCObject, check_mode, get_or_create
-from ._structs import IpcPerm, Sem, SemidDs, SemInfo
 from ._sysvipc import (
     GETALL,
     GETNCNT,
@@ -54,7 +51,20 @@ from ._sysvipc import semctl as _raw_semctl
 from ._sysvipc import semop as _semop
 from ._sysvipc import semop1 as _semop1
 
+if TYPE_CHECKING:
+    from ._structs import SemaphoreSetStat, SemidDs
+
 __all__ = ["Semaphore", "SemaphoreSet", "SemaphoreSetStat"]
+
+
+def __getattr__(name: str) -> Any:
+    # The structures (dataclasses) load on first use: see sysvipc/__init__.py.
+    if name == "SemaphoreSetStat":
+        from ._structs import SemaphoreSetStat
+
+        return SemaphoreSetStat
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 SHORT_MIN = -(2**15)
 SHORT_MAX = 2**15 - 1
@@ -76,6 +86,9 @@ def _kernel_sem_limits() -> tuple[int, int, int, int]:
             msl, mns, opm, mni = (int(field) for field in f.read().split())
         return msl, mns, opm, mni
     except (OSError, ValueError):
+        from . import lowlevel as ll
+        from ._structs import SemInfo
+
         info = ll.semctl(0, 0, ll.IPC_INFO)
         assert isinstance(info, tuple) and isinstance(info[1], SemInfo)
         limits = info[1]
@@ -165,6 +178,8 @@ def _clear_mark(semid: int, mode: int) -> None:
 
 
 def _stat_or_removed(semid: int, key: int) -> SemidDs:
+    from ._structs import SemidDs
+
     try:
         return SemidDs._make(_raw_semctl(semid, 0, IPC_STAT))
     except OSError as exc:
@@ -207,34 +222,6 @@ def _wait_initialised(semid: int, key: int, init_timeout: float) -> SemidDs:
         ds = _stat_or_removed(semid, key)
         if ds.sem_otime:
             return ds
-
-
-# --------------------------------------------------------------------------
-# The structure stat() returns
-# --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class SemaphoreSetStat:
-    """What :meth:`SemaphoreSet.stat` returns: ``struct semid_ds`` (same
-    field names as :class:`~sysvipc.SemidDs`) plus one
-    :class:`~sysvipc.Sem` per semaphore.
-
-    The set-wide fields come from one ``IPC_STAT`` and the values from one
-    ``GETALL``; the per-semaphore pid and wait counts are read one by one,
-    so under concurrent use this is not a single atomic snapshot.
-    """
-
-    sem_perm: IpcPerm
-    """Ownership and permissions."""
-    sem_otime: int
-    """Time of the last semop (0: never, i.e. not initialised)."""
-    sem_ctime: int
-    """Time of creation or of the last change by semctl."""
-    sem_nsems: int
-    """Number of semaphores in the set."""
-    semaphores: tuple[Sem, ...]
-    """``Sem(semval, sempid, semncnt, semzcnt)`` for each semaphore, by index."""
 
 
 # --------------------------------------------------------------------------
@@ -499,7 +486,7 @@ class SemaphoreSet(_c_sem.SemaphoreSetBase, IPCObject):
         try:
             key, semid, created = get_or_create(
                 # Creating: mark the set as being initialised (see _INITIALISING).
-                lambda k, f, m: ll.semget(k, nsems, f, m | _INITIALISING if f else m),
+                lambda k, f, m: _c_sem.semget(k, nsems, f, m | _INITIALISING if f else m),
                 key,
                 create,
                 exclusive,
@@ -540,6 +527,8 @@ class SemaphoreSet(_c_sem.SemaphoreSetBase, IPCObject):
         """Open the set with id ``semid`` (from :attr:`id`, ``ipcs -s``, or
         another process).  Does not wait for initialisation; never removes
         the set at close.  Pickling a set sends its id and calls this."""
+        from ._structs import SemidDs
+
         ds = SemidDs._make(_raw_semctl(semid, 0, IPC_STAT))
         self = cls.__new__(cls)
         self._nsems = ds.sem_nsems
@@ -710,6 +699,8 @@ class SemaphoreSet(_c_sem.SemaphoreSetBase, IPCObject):
         ('0o640', 2, [4, 0])
         >>> s.remove()
         """
+        from ._structs import Sem, SemaphoreSetStat, SemidDs
+
         semid = self._check_open()
         try:
             ds = SemidDs._make(_raw_semctl(semid, 0, IPC_STAT))

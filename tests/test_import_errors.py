@@ -51,3 +51,36 @@ def test_broken_installation(tmp_path: Path) -> None:
     last = proc.stderr[proc.stderr.rindex("ImportError: ") :]
     assert "cannot import sysvipc's C extension" in last
     assert "Reinstall it for this interpreter" in last
+
+
+def test_import_loads_only_what_the_handles_need() -> None:
+    # Import time (issue 17): what a feature needs is imported when it is
+    # first used.  Checked by what is loaded, not by the clock.
+    code = (
+        "import sys, sysvipc\n"
+        "heavy = ['asyncio', 'concurrent.futures', 'dataclasses', 'random', 'datetime',\n"
+        "         'sysvipc.lowlevel', 'sysvipc._structs', 'sysvipc._introspect']\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+        "sysvipc.SemaphoreSetStat, sysvipc.lowlevel.msgget, sysvipc.limits\n"
+        "print('sysvipc.lowlevel' in sys.modules, 'sysvipc._structs' in sys.modules)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["[]", "True True"]
+
+
+def test_lazy_names_are_the_real_ones() -> None:
+    from sysvipc import _structs, lowlevel
+
+    assert sysvipc.lowlevel is lowlevel
+    assert sysvipc.IpcPerm is _structs.IpcPerm
+    assert sysvipc.SemaphoreSetStat is sysvipc._semaphore.SemaphoreSetStat
+    assert set(sysvipc.__all__) <= set(dir(sysvipc))
+    for name in sysvipc.__all__:
+        assert getattr(sysvipc, name) is not None
+    try:
+        sysvipc.no_such_name  # type: ignore[attr-defined]
+    except AttributeError as e:
+        assert "no_such_name" in str(e)
+    else:
+        raise AssertionError("no AttributeError")

@@ -1141,6 +1141,7 @@ def test_len_and_stat_match_proc(q: MessageQueue) -> None:
 PERMISSION_CHILD = """
     import os, sys
     from sysvipc import MessageQueue
+    import sysvipc._structs  # loaded lazily: load it while the stdlib is still readable
     os.setgid(65534)
     os.setuid(65534)
     q = MessageQueue(int(sys.argv[1]))      # opening asks for no access
