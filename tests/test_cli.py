@@ -408,3 +408,20 @@ def test_filters_need_all_in_rm(ipc: Tracker) -> None:
     proc = sysvipc_script("rm", "msg", str(msqid), "--orphans")
     assert proc.returncode == 1 and "only with --all" in proc.stderr
     assert proc_row("msg", msqid) is not None
+
+
+def test_readme_demo_command_installs_numpy() -> None:
+    # The demo promises a numpy array: the README's command installs numpy.
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    demo = next(line for line in readme.splitlines() if "sysvipc demo" in line)
+    assert "'.[numpy]'" in demo, demo
+    assert "pip install sysvipc" in readme and "pip install ." in readme
+
+
+def test_demo_says_how_the_rows_were_shared() -> None:
+    pytest.importorskip("numpy")
+    proc = sysvipc_script("demo", timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "one numpy array in the segment" in proc.stdout
