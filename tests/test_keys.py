@@ -5,9 +5,10 @@ error message and command output."""
 from __future__ import annotations
 
 import re
+import shutil
 
 import pytest
-from conftest import Tracker, proc_row
+from conftest import Tracker, assert_child_ok, existing_ids, proc_row, run_python
 
 import sysvipc
 from sysvipc import lowlevel as ll
@@ -83,3 +84,59 @@ def test_error_messages_show_keys_as_ipcs_does(high_key: int) -> None:
     with pytest.raises(FileNotFoundError) as info:
         sysvipc.MessageQueue(SIGNED)
     assert "0xdeadbeef" in str(info.value)
+
+
+# The issue's "done when": objects made by ipcmk open by the key ipcs prints,
+# and an ipcmk -S set opens, with no conversion and no wait.
+IPCMK_SCRIPT = r"""
+import re, subprocess
+import sysvipc
+
+def ipcmk(*args):
+    out = subprocess.run(["ipcmk", *args], capture_output=True, text=True, check=True).stdout
+    return int(re.search(r"id: (\d+)", out).group(1))
+
+def key_from_ipcs(option, ident):
+    out = subprocess.run(["ipcs", option], capture_output=True, text=True, check=True).stdout
+    for line in out.splitlines():
+        fields = line.split()
+        if len(fields) > 1 and fields[0].startswith("0x") and fields[1] == str(ident):
+            return fields[0]            # e.g. 0x9b7b38cd, as ipcs prints it
+    raise LookupError(ident)
+
+made = {"q": ipcmk("-Q"), "s": ipcmk("-S", "2"), "m": ipcmk("-M", "4096")}
+try:
+    keys = {kind: int(key_from_ipcs("-" + kind, ident), 16) for kind, ident in made.items()}
+    q = sysvipc.MessageQueue(keys["q"])
+    s = sysvipc.SemaphoreSet(keys["s"])                      # an ipcmk -S set: no wait
+    s2 = sysvipc.SemaphoreSet(keys["s"], init_timeout=3600)  # not even with a long init_timeout
+    m = sysvipc.SharedMemory(keys["m"])
+    assert (q.id, s.id, s2.id, m.id) == (made["q"], made["s"], made["s"], made["m"])
+    assert s.stat().sem_otime == 0 and len(s) == 2
+    for handle in (q, s, m):
+        assert handle.key == keys[{"MessageQueue": "q", "SemaphoreSet": "s", "SharedMemory": "m"}[type(handle).__name__]]
+        assert f"key={handle.key:#010x}" in repr(handle)
+        print(repr(handle))
+    q.send(b"hello ipcmk")
+    assert q.receive().data == b"hello ipcmk"
+    s[0].release()  # ipcmk's values are 0: make it a free lock
+    with s[0]:
+        assert s[0].value == 0
+    m.write(b"shared")
+    assert m.read(6) == b"shared"
+    m.close()
+finally:
+    subprocess.run(["ipcrm", "-q", str(made["q"]), "-s", str(made["s"]), "-m", str(made["m"])], check=True)
+print("ok")
+"""
+
+
+@pytest.mark.skipif(shutil.which("ipcmk") is None, reason="ipcmk is not installed")
+def test_ipcmk_objects_open_by_the_key_ipcs_prints() -> None:
+    # Runs in the test's private IPC namespace (unshare --ipc); a wait for
+    # the ipcmk set would hang the child past its timeout.
+    before = existing_ids()
+    proc = run_python(IPCMK_SCRIPT, timeout=60)
+    assert_child_ok(proc)
+    assert proc.stdout.splitlines()[-1] == "ok"
+    assert existing_ids() == before  # the script removed what it made
