@@ -2267,11 +2267,29 @@ removed_if_invalid(module_state *st, PyObject *result)
     const char *s =
         text != NULL && PyUnicode_Check(text) ? PyUnicode_AsUTF8(text) : NULL;
     const char *origin = s != NULL ? strstr(s, "(originated from ") : NULL;
+    // Keep the object that raise_ipc_error named: "<strerror>: <object>[:
+    // <reason>] (originated from ...)".
+    const char *object = s != NULL ? strstr(s, ": ") : NULL;
+    int object_len = 0;
+    if (object != NULL && origin != NULL && object < origin) {
+        object += 2;
+        const char *end = strstr(object, ": ");
+        if (end == NULL || end > origin) {
+            end = origin - 1;
+        }
+        object_len = (int)(end - object);
+    }
+    PyObject *named = object_len > 0
+                          ? PyUnicode_FromStringAndSize(object, object_len)
+                          : NULL;
     PyErr_Clear();
     PyObject *exc_args = Py_BuildValue(
         "(iN)", EIDRM,
-        origin != NULL ? PyUnicode_FromFormat("Identifier removed %s", origin)
-                       : PyUnicode_FromString("Identifier removed"));
+        origin == NULL ? PyUnicode_FromString("Identifier removed")
+        : named != NULL
+            ? PyUnicode_FromFormat("Identifier removed: %U %s", named, origin)
+            : PyUnicode_FromFormat("Identifier removed %s", origin));
+    Py_XDECREF(named);
     Py_XDECREF(text);
     Py_XDECREF(type);
     Py_XDECREF(value);

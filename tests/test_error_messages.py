@@ -80,3 +80,14 @@ def test_full_queue_and_empty_queue(ipc: Tracker) -> None:
     assert f"message queue with id {q.id}" in str(info.value)
     assert "no message of the requested type" in str(info.value)
     q.close()
+
+
+def test_removed_queue_names_the_queue() -> None:
+    q = sysvipc.MessageQueue()
+    q.remove()
+    for call in (lambda: q.send(b"x"), lambda: q.receive(block=False)):
+        with pytest.raises(sysvipc.IdentifierRemovedError) as info:
+            call()
+        assert info.value.errno == errno.EIDRM
+        assert f"message queue with id {q.id}" in str(info.value)
+    q.close()
