@@ -110,12 +110,76 @@ get_state_by_type(PyTypeObject *type)
 /* ------------------------------------------------------------------------ */
 
 /*
- * Raise the OSError subclass for `err`, naming the syscall.  OSError's own
- * constructor picks FileNotFoundError, PermissionError, ... from errno; the
- * cases it does not know are chosen here.
+ * The kernel's reason for `err` from `syscall_name`, in words, where the
+ * manual pages pin it down (NULL where errno alone says it all).
+ */
+static const char *
+kernel_reason(int err, const char *syscall_name)
+{
+    const char kind = syscall_name[1]; // m(s)g, s(e)m, s(h)m
+    const int is_get = strstr(syscall_name, "get") != NULL;
+    const int is_ctl = strstr(syscall_name, "ctl") != NULL;
+    switch (err) {
+    case EEXIST:
+        return is_get ? "one already exists with this key" : NULL;
+    case EACCES:
+        return "its permission bits do not grant this user that access";
+    case EPERM:
+        return "only its owner, its creator or a privileged process may do "
+               "that";
+    case ENOSPC:
+        if (!is_get) {
+            return NULL;
+        }
+        return kind == 's' ? "a system-wide limit is reached (msgmni queues)"
+               : kind == 'e'
+                   ? "a system-wide limit is reached (semmni sets or semmns "
+                     "semaphores)"
+                   : "a system-wide limit is reached (shmmni segments or "
+                     "shmall pages)";
+    case EINVAL:
+        if (is_get && kind == 'h') {
+            return "the size asked for is larger than the existing "
+                   "segment's, or outside the limits SHMMIN..SHMMAX";
+        }
+        if (is_get && kind == 'e') {
+            return "nsems is larger than the existing set's, or above SEMMSL";
+        }
+        if (is_ctl) {
+            return "no object has this id (it may have been removed), or the "
+                   "kernel refused the arguments";
+        }
+        return NULL;
+    case EIDRM:
+        return "it was removed";
+    case ENOMEM:
+        return "the kernel or this process is out of memory";
+    case EAGAIN:
+        return kind == 's' ? "the queue is full" : NULL;
+    case ENOMSG:
+        return "no message of the requested type";
+    case E2BIG:
+        return kind == 's' ? "the message is longer than the buffer"
+                           : "more operations in one call than SEMOPM";
+    case ERANGE:
+        return "a value would go above SEMVMX";
+    case EFBIG:
+        return "a semaphore index beyond the set";
+    default:
+        return NULL;
+    }
+}
+
+/*
+ * The one error helper: raise the OSError subclass for `err`, naming the
+ * object (its kind, and its key or id) and the syscall, with the kernel's
+ * reason in words where it is known.  OSError's own constructor picks
+ * FileNotFoundError, PermissionError, ... from errno; the cases it does not
+ * know are chosen here.  `what` is "key" or "id" (NULL: no object).
  */
 static PyObject *
-raise_errno(module_state *st, int err, const char *syscall_name)
+make_ipc_error(module_state *st, int err, const char *syscall_name,
+               const char *what, long long ident)
 {
     PyObject *type = PyExc_OSError;
     const char *text = strerror(err);
@@ -129,14 +193,62 @@ raise_errno(module_state *st, int err, const char *syscall_name)
         type = PyExc_TimeoutError;
         text = "Timed out";
     }
-    PyObject *args = Py_BuildValue(
-        "(iN)", err,
-        PyUnicode_FromFormat("%s (originated from %s)", text, syscall_name));
-    if (args != NULL) {
-        PyErr_SetObject(type, args);
-        Py_DECREF(args);
+    const char *reason = kernel_reason(err, syscall_name);
+    const char *kind = syscall_name[1] == 's'   ? "message queue"
+                       : syscall_name[1] == 'e' ? "semaphore set"
+                                                : "shared memory segment";
+    PyObject *msg;
+    if (what == NULL) {
+        msg = PyUnicode_FromFormat("%s (originated from %s)", text,
+                                   syscall_name);
+    }
+    else {
+        char object[96];
+        if (strcmp(what, "key") == 0) {
+            snprintf(object, sizeof object, "%s with key 0x%08x", kind,
+                     (unsigned)(uint32_t)ident);
+        }
+        else {
+            snprintf(object, sizeof object, "%s with %s %lld", kind, what,
+                     ident);
+        }
+        msg = PyUnicode_FromFormat("%s: %s%s%s (originated from %s)", text,
+                                   object, reason ? ": " : "",
+                                   reason ? reason : "", syscall_name);
+    }
+    PyObject *args = msg ? Py_BuildValue("(iN)", err, msg) : NULL;
+    if (args == NULL) {
+        return NULL;
+    }
+    PyObject *exc = PyObject_Call(type, args, NULL);
+    Py_DECREF(args);
+    return exc;
+}
+
+static PyObject *
+raise_ipc_error(module_state *st, int err, const char *syscall_name,
+                const char *what, long long ident)
+{
+    PyObject *exc = make_ipc_error(st, err, syscall_name, what, ident);
+    if (exc != NULL) {
+        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+        Py_DECREF(exc);
     }
     return NULL;
+}
+
+/* A failed call on the object with this id. */
+static PyObject *
+raise_errno(module_state *st, int err, const char *syscall_name, int id)
+{
+    return raise_ipc_error(st, err, syscall_name, "id", id);
+}
+
+/* A failed *get on this key. */
+static PyObject *
+raise_errno_key(module_state *st, int err, const char *syscall_name, key_t key)
+{
+    return raise_ipc_error(st, err, syscall_name, "key", (uint32_t)key);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -303,15 +415,39 @@ opt_int(PyObject *obj, const char *what, long long lo, long long hi, int dflt,
     return to_int(obj, what, lo, hi, out);
 }
 
+/* The keys accepted: key_t's 32 bits in either spelling (exported). */
+#define KEY_MIN ((long)INT32_MIN)
+#define KEY_MAX ((long)UINT32_MAX)
+
+/*
+ * The one place where a key's range is checked.  A key_t is 32 bits, which
+ * tools print unsigned (ipcs: 0xdeadbeef) and C code often holds signed:
+ * both spellings are accepted and name the same key; anything wider is
+ * refused, never truncated.
+ */
 static int
 to_key(PyObject *obj, key_t *out)
 {
     long long v;
-    if (to_llong(obj, "key", INT32_MIN, INT32_MAX, &v) < 0) {
+    if (to_llong(obj, "key", KEY_MIN, KEY_MAX, &v) < 0) {
+        if (PyErr_ExceptionMatches(PyExc_ValueError)) {
+            PyErr_Clear();
+            PyErr_Format(PyExc_ValueError,
+                         "key must fit a 32-bit key_t: 0..0xffffffff (as ipcs "
+                         "prints it) or -0x80000000..0x7fffffff, got %S",
+                         obj);
+        }
         return -1;
     }
-    *out = (key_t)v;
+    *out = (key_t)(uint32_t)(v & 0xFFFFFFFFLL);
     return 0;
+}
+
+/* A key as Python sees it: the unsigned spelling, 0..0xffffffff. */
+static PyObject *
+key_to_python(key_t key)
+{
+    return PyLong_FromUnsignedLong((unsigned long)(uint32_t)key);
 }
 
 static int
@@ -831,7 +967,28 @@ sysvipc_ftok(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     Py_DECREF(path);
-    return PyLong_FromLong((long)key);
+    return key_to_python(key);
+}
+
+PyDoc_STRVAR(
+    canonical_key_doc,
+    "canonical_key(key, /)\n--\n\n"
+    "Return key in its canonical form: the unsigned 32-bit value "
+    "0..0xffffffff,\n"
+    "as ipcs prints it.  Both spellings of a key_t are accepted (0..2**32-1 "
+    "and\n"
+    "the signed range -2**31..2**31-1, so -1 and 0xffffffff are the same "
+    "key);\n"
+    "anything wider raises ValueError.");
+
+static PyObject *
+sysvipc_canonical_key(PyObject *module, PyObject *arg)
+{
+    key_t key;
+    if (to_key(arg, &key) < 0) {
+        return NULL;
+    }
+    return key_to_python(key);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -842,14 +999,14 @@ static PyObject *
 build_ipc_perm(const struct ipc_perm *p)
 {
 #if defined(__GLIBC__)
-    long long key = (long long)p->__key;
+    unsigned long long key = (uint32_t)p->__key;
     long long seq = (long long)p->__seq;
 #else
-    long long key = (long long)p->__ipc_perm_key;
+    unsigned long long key = (uint32_t)p->__ipc_perm_key;
     long long seq = (long long)p->__ipc_perm_seq;
 #endif
     return Py_BuildValue(
-        "(LKKKKKL)", key, (unsigned long long)p->uid,
+        "(KKKKKKL)", key, (unsigned long long)p->uid,
         (unsigned long long)p->gid, (unsigned long long)p->cuid,
         (unsigned long long)p->cgid, (unsigned long long)p->mode, seq);
 }
@@ -1130,7 +1287,7 @@ sysvipc_msgget(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
     }
     int id = msgget(key, flags | mode);
     if (id < 0) {
-        return raise_errno(get_state(module), errno, "msgget");
+        return raise_errno_key(get_state(module), errno, "msgget", key);
     }
     return PyLong_FromLong(id);
 }
@@ -1328,7 +1485,7 @@ msgsnd_impl(module_state *st, int msqid, PyObject *data, long mtype, int flags,
         if (err == EINVAL && message_too_long(len)) {
             return NULL;
         }
-        return raise_errno(st, err, "msgsnd");
+        return raise_errno(st, err, "msgsnd", msqid);
     }
     Py_RETURN_NONE;
 }
@@ -1663,7 +1820,7 @@ receive_message(module_state *st, int msqid, size_t max_size, long mtype,
     if (n < 0) {
         Py_XDECREF(spare);
         if (err != 0) {
-            raise_errno(st, err, "msgrcv");
+            raise_errno(st, err, "msgrcv", msqid);
         }
         return n;
     }
@@ -1912,7 +2069,7 @@ sysvipc_msgctl(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
 #endif
         rc = msgctl(msqid, cmd, &ds);
         if (rc < 0) {
-            return raise_errno(st, errno, "msgctl");
+            return raise_errno(st, errno, "msgctl", msqid);
         }
         if (cmd == IPC_STAT) {
             return build_msqid_ds(&ds);
@@ -1926,7 +2083,7 @@ sysvipc_msgctl(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
             return NULL;
         }
         if (msg_stat_for_set(msqid, &ds) < 0) {
-            return raise_errno(st, errno, "msgctl");
+            return raise_errno(st, errno, "msgctl", msqid);
         }
         unsigned long long qbytes = ds.msg_qbytes;
         if (apply_perm_changes(a[2], 4, &ds.msg_perm, &qbytes) < 0) {
@@ -1934,7 +2091,7 @@ sysvipc_msgctl(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
         }
         ds.msg_qbytes = (msglen_t)qbytes;
         if (msgctl(msqid, IPC_SET, &ds) < 0) {
-            return raise_errno(st, errno, "msgctl");
+            return raise_errno(st, errno, "msgctl", msqid);
         }
         Py_RETURN_NONE;
     }
@@ -1944,7 +2101,7 @@ sysvipc_msgctl(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
         err = errno;
         Py_END_ALLOW_THREADS
         if (rc < 0) {
-            return raise_errno(st, err, "msgctl");
+            return raise_errno(st, err, "msgctl", msqid);
         }
         Py_RETURN_NONE;
     case IPC_INFO:
@@ -1956,7 +2113,7 @@ sysvipc_msgctl(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
         memset(&info, 0, sizeof(info));
         rc = msgctl(msqid, cmd, (struct msqid_ds *)(void *)&info);
         if (rc < 0) {
-            return raise_errno(st, errno, "msgctl");
+            return raise_errno(st, errno, "msgctl", msqid);
         }
         return Py_BuildValue("(iN)", rc, build_msginfo(&info));
     }
@@ -1994,7 +2151,7 @@ sysvipc_semget(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
     }
     int id = semget(key, nsems, flags | mode);
     if (id < 0) {
-        return raise_errno(get_state(module), errno, "semget");
+        return raise_errno_key(get_state(module), errno, "semget", key);
     }
     return PyLong_FromLong(id);
 }
@@ -2145,7 +2302,7 @@ run_semop(module_state *st, int semid, struct sembuf *ops, size_t nops,
         return 0;
     }
     if (err != 0) {
-        raise_errno(st, err, has_deadline ? "semtimedop" : "semop");
+        raise_errno(st, err, has_deadline ? "semtimedop" : "semop", semid);
     }
     return -1;
 }
@@ -2263,7 +2420,7 @@ semaphore_count(module_state *st, int semid, unsigned long *nsems)
     union semun arg;
     arg.buf = &ds;
     if (semctl(semid, 0, IPC_STAT, arg) < 0) {
-        raise_errno(st, errno, "semctl");
+        raise_errno(st, errno, "semctl", semid);
         return -1;
     }
     *nsems = ds.sem_nsems;
@@ -2303,7 +2460,7 @@ sysvipc_semctl(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
         arg.val = 0;
         rc = semctl(semid, semnum, cmd, arg);
         if (rc < 0) {
-            return raise_errno(st, errno, "semctl");
+            return raise_errno(st, errno, "semctl", semid);
         }
         return PyLong_FromLong(rc);
     case SETVAL: {
@@ -2317,7 +2474,7 @@ sysvipc_semctl(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
         }
         arg.val = value;
         if (semctl(semid, semnum, SETVAL, arg) < 0) {
-            return raise_errno(st, errno, "semctl");
+            return raise_errno(st, errno, "semctl", semid);
         }
         Py_RETURN_NONE;
     }
@@ -2333,7 +2490,7 @@ sysvipc_semctl(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
         arg.array = values;
         if (semctl(semid, 0, GETALL, arg) < 0) {
             PyMem_Free(values);
-            return raise_errno(st, errno, "semctl");
+            return raise_errno(st, errno, "semctl", semid);
         }
         PyObject *list = PyList_New((Py_ssize_t)nsems);
         for (unsigned long i = 0; list != NULL && i < nsems; i++) {
@@ -2392,7 +2549,7 @@ sysvipc_semctl(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
         err = errno;
         PyMem_Free(values);
         if (rc < 0) {
-            return raise_errno(st, err, "semctl");
+            return raise_errno(st, err, "semctl", semid);
         }
         Py_RETURN_NONE;
     }
@@ -2410,7 +2567,7 @@ sysvipc_semctl(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
         // SEM_STAT* take an index in the kernel's array, not an id.
         rc = semctl(semid, semnum, cmd, arg);
         if (rc < 0) {
-            return raise_errno(st, errno, "semctl");
+            return raise_errno(st, errno, "semctl", semid);
         }
         if (cmd == IPC_STAT) {
             return build_semid_ds(&ds);
@@ -2426,13 +2583,13 @@ sysvipc_semctl(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
         }
         arg.buf = &ds;
         if (sem_stat_for_set(semid, &ds) < 0) {
-            return raise_errno(st, errno, "semctl");
+            return raise_errno(st, errno, "semctl", semid);
         }
         if (apply_perm_changes(a[3], 3, &ds.sem_perm, NULL) < 0) {
             return NULL;
         }
         if (semctl(semid, 0, IPC_SET, arg) < 0) {
-            return raise_errno(st, errno, "semctl");
+            return raise_errno(st, errno, "semctl", semid);
         }
         Py_RETURN_NONE;
     }
@@ -2443,7 +2600,7 @@ sysvipc_semctl(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
         err = errno;
         Py_END_ALLOW_THREADS
         if (rc < 0) {
-            return raise_errno(st, err, "semctl");
+            return raise_errno(st, err, "semctl", semid);
         }
         Py_RETURN_NONE;
     case IPC_INFO:
@@ -2456,7 +2613,7 @@ sysvipc_semctl(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
         arg.__buf = &info;
         rc = semctl(semid, 0, cmd, arg);
         if (rc < 0) {
-            return raise_errno(st, errno, "semctl");
+            return raise_errno(st, errno, "semctl", semid);
         }
         return Py_BuildValue("(iN)", rc, build_seminfo(&info));
     }
@@ -2569,15 +2726,17 @@ removed_error(module_state *st, PyObject *exc, int id)
         Py_XDECREF(text);
         return Py_NewRef(exc);
     }
-    PyObject *args = Py_BuildValue(
-        "(iN)", EIDRM, PyUnicode_FromFormat("Identifier removed %s", origin));
-    Py_DECREF(text);
-    if (args == NULL) {
-        return NULL;
+    // The same message as any other error on this object, for EIDRM.
+    char syscall_name[16];
+    const char *name = origin + sizeof(marker) - 1;
+    size_t len = strcspn(name, ")");
+    if (len >= sizeof syscall_name) {
+        len = sizeof syscall_name - 1;
     }
-    PyObject *removed = PyObject_Call(st->IdentifierRemovedError, args, NULL);
-    Py_DECREF(args);
-    return removed;
+    memcpy(syscall_name, name, len);
+    syscall_name[len] = '\0';
+    Py_DECREF(text);
+    return make_ipc_error(st, EIDRM, syscall_name, "id", id);
 }
 
 /* removed_error applied to the error of a C method on a handle's id:
@@ -2969,7 +3128,12 @@ sem_core_open_set(SemaphoreCore *self, module_state *st, int *semid)
         return NULL;
     }
     if (((HandleCore *)set)->closed) {
-        closed_error("semaphore set");
+        // The set's own message (SemaphoreSet._raise_closed) says more.
+        PyObject *r = PyObject_CallMethod(set, "_raise_closed", NULL);
+        Py_XDECREF(r);
+        if (!PyErr_Occurred()) {
+            closed_error("semaphore set");
+        }
         return NULL;
     }
     *semid = ((HandleCore *)set)->id;
@@ -2996,7 +3160,7 @@ sem_core_op(SemaphoreCore *self, module_state *st, PyObject *set, int semid,
                      semid, SEMVMX, SEMVMX, SEMVMX);
     }
     else if (err != 0) {
-        raise_errno(st, err, has_deadline ? "semtimedop" : "semop");
+        raise_errno(st, err, has_deadline ? "semtimedop" : "semop", semid);
         removed_if_invalid(st, NULL, semid); // the handles' one rule
     }
     return -1;
@@ -3016,11 +3180,12 @@ PyDoc_STRVAR(
     sem_acquire_doc,
     "acquire($self, /, n=1, *, block=True, timeout=None, undo=False)\n--\n\n"
     "Subtract n (1..32767), waiting while the value is below n.\n\n"
-    "Returns True once done (like threading.Lock.acquire); never returns\n"
-    "False: block=False raises BlockingIOError when it would wait, and a\n"
-    "timeout (seconds) that expires raises TimeoutError.  Removing the set\n"
-    "wakes the wait with sysvipc.IdentifierRemovedError.  undo=True adds\n"
-    "SEM_UNDO: the kernel reverses the change when this process exits.");
+    "Returns True if it subtracted, False if it did not, as\n"
+    "threading.Semaphore.acquire does: False when the timeout (seconds)\n"
+    "expired, or with block=False when it would have had to wait; the value\n"
+    "is then unchanged.  Removing the set wakes the wait with\n"
+    "sysvipc.IdentifierRemovedError.  undo=True adds SEM_UNDO: the kernel\n"
+    "reverses the change when this process exits.");
 
 static PyObject *
 sem_acquire(SemaphoreCore *self, PyObject *const *args, Py_ssize_t nargs,
@@ -3056,6 +3221,21 @@ sem_acquire(SemaphoreCore *self, PyObject *const *args, Py_ssize_t nargs,
         sem_core_op(self, st, set, semid, -n, flags, has_deadline, deadline);
     Py_DECREF(set);
     if (rc < 0) {
+        // Like threading.Semaphore.acquire: not acquired is False, not an
+        // error (EAGAIN with block=False, or the timeout expired).
+        // OSError(EAGAIN, ...) becomes BlockingIOError once normalised.
+        PyObject *type, *value, *tb;
+        PyErr_Fetch(&type, &value, &tb);
+        PyErr_NormalizeException(&type, &value, &tb);
+        if (value != NULL &&
+            (PyErr_GivenExceptionMatches(value, PyExc_TimeoutError) ||
+             PyErr_GivenExceptionMatches(value, PyExc_BlockingIOError))) {
+            Py_XDECREF(type);
+            Py_XDECREF(value);
+            Py_XDECREF(tb);
+            Py_RETURN_FALSE;
+        }
+        PyErr_Restore(type, value, tb);
         return NULL;
     }
     Py_RETURN_TRUE;
@@ -3377,7 +3557,7 @@ attachment_detach(AttachmentObject *self, PyObject *Py_UNUSED(ignored))
     int err;
     if (attachment_detach_now(self, 1, &err) < 0) {
         module_state *st = get_state_by_type(Py_TYPE(self));
-        return st ? raise_errno(st, err, "shmdt") : NULL;
+        return st ? raise_errno(st, err, "shmdt", self->shmid) : NULL;
     }
     Py_RETURN_NONE;
 }
@@ -3905,7 +4085,7 @@ sysvipc_shmget(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
     }
     int id = shmget(key, (size_t)size, flags | mode);
     if (id < 0) {
-        return raise_errno(get_state(module), errno, "shmget");
+        return raise_errno_key(get_state(module), errno, "shmget", key);
     }
     return PyLong_FromLong(id);
 }
@@ -3952,7 +4132,7 @@ sysvipc_shmat(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
     if (addr == (void *)-1) {
         int err = errno;
         Py_DECREF(self);
-        return raise_errno(st, err, "shmat");
+        return raise_errno(st, err, "shmat", shmid);
     }
     // The size, which cannot change once the segment exists.  Attaching
     // needed read permission, which is all IPC_STAT needs.
@@ -3961,7 +4141,7 @@ sysvipc_shmat(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
         int err = errno;
         shmdt(addr);
         Py_DECREF(self);
-        return raise_errno(st, err, "shmctl");
+        return raise_errno(st, err, "shmctl", shmid);
     }
     if (ds.shm_segsz > (size_t)PY_SSIZE_T_MAX) {
         shmdt(addr);
@@ -4026,7 +4206,7 @@ sysvipc_shmctl(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
 #endif
         rc = shmctl(shmid, cmd, &ds);
         if (rc < 0) {
-            return raise_errno(st, errno, "shmctl");
+            return raise_errno(st, errno, "shmctl", shmid);
         }
         if (cmd == IPC_STAT) {
             return build_shmid_ds(&ds);
@@ -4039,13 +4219,13 @@ sysvipc_shmctl(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
             return NULL;
         }
         if (shm_stat_for_set(shmid, &ds) < 0) {
-            return raise_errno(st, errno, "shmctl");
+            return raise_errno(st, errno, "shmctl", shmid);
         }
         if (apply_perm_changes(a[2], 3, &ds.shm_perm, NULL) < 0) {
             return NULL;
         }
         if (shmctl(shmid, IPC_SET, &ds) < 0) {
-            return raise_errno(st, errno, "shmctl");
+            return raise_errno(st, errno, "shmctl", shmid);
         }
         Py_RETURN_NONE;
     case IPC_RMID:
@@ -4056,7 +4236,7 @@ sysvipc_shmctl(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
         err = errno;
         Py_END_ALLOW_THREADS
         if (rc < 0) {
-            return raise_errno(st, err, "shmctl");
+            return raise_errno(st, err, "shmctl", shmid);
         }
         Py_RETURN_NONE;
     case IPC_INFO: {
@@ -4064,7 +4244,7 @@ sysvipc_shmctl(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
         memset(&info, 0, sizeof(info));
         rc = shmctl(shmid, IPC_INFO, (struct shmid_ds *)(void *)&info);
         if (rc < 0) {
-            return raise_errno(st, errno, "shmctl");
+            return raise_errno(st, errno, "shmctl", shmid);
         }
         return Py_BuildValue("(iN)", rc, build_shminfo(&info));
     }
@@ -4074,7 +4254,7 @@ sysvipc_shmctl(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
         memset(&info, 0, sizeof(info));
         rc = shmctl(shmid, SHM_INFO, (struct shmid_ds *)(void *)&info);
         if (rc < 0) {
-            return raise_errno(st, errno, "shmctl");
+            return raise_errno(st, errno, "shmctl", shmid);
         }
         return Py_BuildValue("(iN)", rc, build_shm_info(&info));
     }
@@ -4097,6 +4277,8 @@ static PyMethodDef sysvipc_methods[] = {
      ftok_doc},
     {"_removed_error", (PyCFunction)(void (*)(void))sysvipc_removed_error,
      METH_FASTCALL, removed_error_doc},
+    {"canonical_key", (PyCFunction)sysvipc_canonical_key, METH_O,
+     canonical_key_doc},
     {"msgget", FASTCALL_KW(sysvipc_msgget), msgget_doc},
     {"msgsnd", FASTCALL_KW(sysvipc_msgsnd), msgsnd_doc},
     {"msgrcv", FASTCALL_KW(sysvipc_msgrcv), msgrcv_doc},
@@ -4173,7 +4355,7 @@ static const struct {
 #endif
     CONSTANT(SHM_HUGETLB),  CONSTANT(SHM_NORESERVE), CONSTANT(SHM_HUGE_SHIFT),
     CONSTANT(SHM_HUGE_2MB), CONSTANT(SHM_HUGE_1GB),  CONSTANT(SHM_R),
-    CONSTANT(SHM_W),
+    CONSTANT(SHM_W),        CONSTANT(KEY_MIN),       CONSTANT(KEY_MAX),
 };
 #undef CONSTANT
 

@@ -14,15 +14,15 @@ import os
 from collections.abc import Callable
 from typing import Any, ClassVar, NoReturn, TypeVar
 
-from ._sysvipc import IPC_CREAT, IPC_EXCL, IPC_PRIVATE, _removed_error
+from ._sysvipc import IPC_CREAT, IPC_EXCL, IPC_PRIVATE, _removed_error, canonical_key
 
 __all__ = ["IPCObject", "check_mode", "get_or_create", "random_key"]
 
 _Self = TypeVar("_Self", bound="IPCObject")
 _T = TypeVar("_T")
 
-KEY_MIN = -(2**31)
 KEY_MAX = 2**31 - 1
+"""Random keys are drawn from 1..KEY_MAX: positive in both spellings."""
 
 
 def random_key() -> int:
@@ -31,15 +31,6 @@ def random_key() -> int:
         key = int.from_bytes(os.urandom(4), "little") & KEY_MAX
         if key != IPC_PRIVATE:
             return key
-
-
-def check_key(key: int | None) -> None:
-    if key is None:
-        return
-    if isinstance(key, bool) or not isinstance(key, int):
-        raise TypeError(f"key must be an int or None, not {type(key).__name__}")
-    if not KEY_MIN <= key <= KEY_MAX:
-        raise ValueError(f"key must be in the range {KEY_MIN}..{KEY_MAX}, got {key}")
 
 
 def check_mode(mode: int) -> None:
@@ -63,13 +54,20 @@ def get_or_create(
     particular access (the kernel checks access on each operation), so a
     user with read permission alone can still open the object.
 
+    Keys are 32 bits, in either spelling (``0..0xffffffff`` as ipcs prints
+    them, or the signed ``key_t`` range); the returned key is the canonical
+    unsigned one.
+
     - ``key=None``: a new object under a fresh random key (IPC_CREAT|IPC_EXCL,
       retried on collision).
     - ``key=IPC_PRIVATE``: a new private object.
     - an int: open the existing object; ``create=True`` creates it when
       missing; ``exclusive=True`` requires creating it.
     """
-    check_key(key)
+    if key is not None:
+        # The C core owns the key's type and range check, and its spelling:
+        # the handle keeps the canonical (unsigned) key.
+        key = canonical_key(key)
     check_mode(mode)
     if key is None:
         for _ in range(1000):
@@ -96,7 +94,7 @@ def get_or_create(
             return key, get(key, 0, 0), False
         except FileNotFoundError:
             continue  # removed in between: try creating again
-    raise RuntimeError(f"key {key:#x} keeps appearing and disappearing")
+    raise RuntimeError(f"key {key:#010x} keeps appearing and disappearing")
 
 
 class IPCObject:
@@ -134,7 +132,10 @@ class IPCObject:
 
     @property
     def key(self) -> int:
-        """The key (``IPC_PRIVATE``, 0, for private objects)."""
+        """The key, in its canonical form: the unsigned 32-bit value
+        ``0..0xffffffff`` that ``ipcs`` prints (``hex(q.key)`` reads as in
+        ``ipcs``), whichever spelling was passed in.  ``IPC_PRIVATE`` (0)
+        for private objects."""
         return self._key
 
     @property
@@ -231,7 +232,7 @@ class IPCObject:
 
     def __repr__(self) -> str:
         state = " closed" if self._closed else self._repr_details()
-        return f"<{type(self).__qualname__} id={self._id} key={self._key:#x}{state}>"
+        return f"<{type(self).__qualname__} id={self._id} key={self._key:#010x}{state}>"
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Re-open the same object by id in the receiving process.

@@ -130,6 +130,15 @@ def _show(queue: MessageQueue, lock: SemaphoreSet, shm: SharedMemory, workers: i
 
         (total,) = COUNTER.unpack_from(shm.buf)
         print(f"shared counter: {total} (expected {workers * INCREMENTS})")
+        import importlib.util
+
+        if importlib.util.find_spec("numpy") is not None:
+            print("the workers wrote their rows into one numpy array in the segment (zero-copy)")
+        else:
+            print(
+                "numpy is not installed: the rows were shared as a plain buffer "
+                "(pip install 'sysvipc[numpy]' for the numpy array)"
+            )
         for n, row in enumerate(_read_rows(shm, workers)):
             print(f"row {n} written by worker {n}: {[round(v, 1) for v in row[:4]]} ...")
         return 0 if total == workers * INCREMENTS else 1

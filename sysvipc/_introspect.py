@@ -163,7 +163,15 @@ def _proc_rows(kind: str) -> Iterator[dict[str, int]]:
 
 
 def _proc_perm(row: dict[str, int]) -> IpcPerm:
-    return IpcPerm(row["key"], row["uid"], row["gid"], row["cuid"], row["cgid"], row["perms"], 0)
+    return IpcPerm(
+        _c.canonical_key(row["key"]),
+        row["uid"],
+        row["gid"],
+        row["cuid"],
+        row["cgid"],
+        row["perms"],
+        0,
+    )
 
 
 def list_message_queues() -> list[Entry[MsqidDs]]:

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import os
-import random
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from . import _sysvipc as _c
 from ._common import IPCObject, get_or_create
-from ._structs import MsqidDs
 from ._sysvipc import (
     IPC_NOWAIT,
     IPC_RMID,
@@ -25,7 +21,14 @@ from ._sysvipc import (
 )
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     from _typeshed import ReadableBuffer
+
+    from ._structs import MsqidDs
+
+# asyncio, concurrent.futures, random and the structures are imported where
+# they are first used: together they were most of what `import sysvipc` cost.
 
 __all__ = ["MessageQueue", "Message"]
 
@@ -47,6 +50,8 @@ _waiters: ThreadPoolExecutor | None = None
 def _waiter_pool() -> ThreadPoolExecutor:
     global _waiters
     if _waiters is None:
+        from concurrent.futures import ThreadPoolExecutor
+
         _waiters = ThreadPoolExecutor(max_workers=1024, thread_name_prefix="sysvipc-wait")
     return _waiters
 
@@ -102,6 +107,8 @@ class MessageQueue(_c.MessageQueueBase, IPCObject):
     @classmethod
     def from_id(cls, msqid: int) -> MessageQueue:
         """Open an existing queue by its id."""
+        from ._structs import MsqidDs
+
         st = MsqidDs._make(_c.msgctl(msqid, IPC_STAT))
         self = cls.__new__(cls)
         self._init_handle(st.msg_perm.key, msqid, False, False)
@@ -121,7 +128,9 @@ class MessageQueue(_c.MessageQueueBase, IPCObject):
         half.  While the queue is full it retries with a short, growing
         pause (0.1 to 5 ms).
         """
-        self._check_open()
+        import asyncio  # already loaded by the running event loop
+
+        msqid = self._check_open()
         deadline = None if timeout is None else time.monotonic() + timeout
         pause = _SEND_POLL_MIN
         while True:
@@ -136,7 +145,10 @@ class MessageQueue(_c.MessageQueueBase, IPCObject):
             if deadline is not None:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise TimeoutError(errno.ETIMEDOUT, "Timed out (originated from msgsnd)")
+                    raise TimeoutError(
+                        errno.ETIMEDOUT,
+                        f"Timed out: message queue with id {msqid} (originated from msgsnd)",
+                    )
                 pause = min(pause, remaining)
             await asyncio.sleep(pause)
             pause = min(pause * 2, _SEND_POLL_MAX)
@@ -168,6 +180,9 @@ class MessageQueue(_c.MessageQueueBase, IPCObject):
         shared pool of up to 1024, reused), which wakes the moment a message
         arrives.
         """
+        import asyncio  # already loaded by the running event loop
+        import random
+
         msqid = self._check_open()
         flags = _receive_flags(False, truncate, except_type)
         loop = asyncio.get_running_loop()
@@ -181,7 +196,10 @@ class MessageQueue(_c.MessageQueueBase, IPCObject):
             if deadline is not None:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise TimeoutError(errno.ETIMEDOUT, "Timed out (originated from msgrcv)")
+                    raise TimeoutError(
+                        errno.ETIMEDOUT,
+                        f"Timed out: message queue with id {msqid} (originated from msgrcv)",
+                    )
                 wait = min(wait, remaining)
             future = _waiter_pool().submit(_wait_for_message, msqid, type, except_type, wait)
             waiting = asyncio.wrap_future(future, loop=loop)
@@ -233,6 +251,8 @@ class MessageQueue(_c.MessageQueueBase, IPCObject):
 
     def stat(self) -> MsqidDs:
         """The queue's :class:`~sysvipc.MsqidDs` (IPC_STAT)."""
+        from ._structs import MsqidDs
+
         return MsqidDs._make(self._call(_c.msgctl, IPC_STAT))
 
     def set(

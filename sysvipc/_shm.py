@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from . import _sysvipc as _c
 from ._common import IPCObject, get_or_create
-from ._structs import ShmidDs
 from ._sysvipc import (
     IPC_RMID,
     IPC_SET,
@@ -27,6 +26,8 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
     from _typeshed import ReadableBuffer, WriteableBuffer
+
+    from ._structs import ShmidDs
 
 __all__ = ["SharedMemory"]
 
@@ -145,6 +146,8 @@ class SharedMemory(SharedMemoryBase, IPCObject):
     @classmethod
     def from_id(cls, shmid: int, *, readonly: bool = False) -> SharedMemory:
         """Attach an existing segment by its id."""
+        from ._structs import ShmidDs
+
         st = ShmidDs._make(_c.shmctl(shmid, IPC_STAT))
         self = cls.__new__(cls)
         self._attach(shmid, readonly)
@@ -255,6 +258,8 @@ class SharedMemory(SharedMemoryBase, IPCObject):
 
     def stat(self) -> ShmidDs:
         """The segment's :class:`~sysvipc.ShmidDs` (IPC_STAT)."""
+        from ._structs import ShmidDs
+
         return ShmidDs._make(self._call(_c.shmctl, IPC_STAT))
 
     def set(

@@ -33,6 +33,8 @@ SEM_STAT: Final[int]
 SEM_INFO: Final[int]
 SEM_STAT_ANY: Final[int]
 SEMVMX: Final[int]
+KEY_MIN: Final[int]
+KEY_MAX: Final[int]
 SHM_RDONLY: Final[int]
 SHM_RND: Final[int]
 SHM_REMAP: Final[int]
@@ -168,6 +170,7 @@ class SharedMemoryBase:
     def __release_buffer__(self, buffer: memoryview, /) -> None: ...
 
 def ftok(path: str | bytes | PathLike[str] | PathLike[bytes], proj_id: int | str, /) -> int: ...
+def canonical_key(key: int, /) -> int: ...
 def msgget(key: int, flags: int = 0, mode: int = 0o600) -> int: ...
 def msgsnd(
     msqid: int,

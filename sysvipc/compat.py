@@ -37,7 +37,7 @@ from types import TracebackType
 from typing import Any, Generic, Never, NoReturn, TypeVar, overload
 
 from . import _sysvipc as _c
-from ._common import KEY_MAX, KEY_MIN, get_or_create
+from ._common import get_or_create
 from ._queue import MessageQueue as _NativeQueue
 from ._semaphore import Semaphore as _NativeSemaphore
 from ._semaphore import SemaphoreSet as _NativeSemaphoreSet
@@ -52,6 +52,8 @@ from ._sysvipc import (
     IPC_RMID,
     IPC_SET,
     IPC_STAT,
+    KEY_MAX,
+    KEY_MIN,
     PAGE_SIZE,
     SEMVMX,
     SHM_HUGETLB,
@@ -110,8 +112,8 @@ __license__ = "MIT"
 __copyright__ = "Copyright the sysvipc developers; sysv_ipc's API copyright Philip Semanchuk"
 
 IPC_CREX = IPC_CREAT | IPC_EXCL
-# KEY_MIN, KEY_MAX: key_t's range, the core's (sysv_ipc advertises 64 bits
-# and truncates to 32).
+# KEY_MIN, KEY_MAX: the keys the core accepts, key_t's 32 bits in either
+# spelling (sysv_ipc advertises 64 bits and truncates to 32).
 SEMAPHORE_VALUE_MAX = SEMVMX
 SEMAPHORE_TIMEOUT_SUPPORTED = True
 """Always true: sysvipc does not build without semtimedop."""
@@ -547,7 +549,16 @@ class Semaphore:
         then :class:`BusyError`; at once when ``block`` is false."""
         n = _delta(delta)
         with _translate:
-            self._sem.acquire(n, undo=self._undo, **self._flags(timeout))
+            done = self._sem.acquire(n, undo=self._undo, **self._flags(timeout))
+        if not done:  # the native API answers False, sysv_ipc raises
+            self._busy("semop")
+
+    def _busy(self, call: str) -> NoReturn:
+        if self._block:
+            raise TimedOutError(_errno.ETIMEDOUT, f"Timed out (originated from {call})")
+        raise WouldBlockError(
+            _errno.EAGAIN, f"Resource temporarily unavailable (originated from {call})"
+        )
 
     P = acquire
 
@@ -565,7 +576,9 @@ class Semaphore:
     def Z(self, timeout: float | None = None) -> None:
         """Wait until the value is 0 (see :meth:`acquire` for ``timeout``)."""
         with _translate:
-            self._sem.wait_zero(**self._flags(timeout))
+            done = self._sem.wait_zero(**self._flags(timeout))
+        if not done:
+            self._busy("semop")
 
     def remove(self) -> None:
         """Remove the semaphore (IPC_RMID); blocked callers get :class:`ExistentialError`."""

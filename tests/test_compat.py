@@ -251,7 +251,7 @@ def test_constants() -> None:
     assert sysv_ipc.PAGE_SIZE == resource.getpagesize()
     assert sysv_ipc.SEMAPHORE_VALUE_MAX == sysvipc.limits().semvmx
     assert sysv_ipc.SEMAPHORE_TIMEOUT_SUPPORTED is True
-    assert (sysv_ipc.KEY_MIN, sysv_ipc.KEY_MAX) == (-(2**31), 2**31 - 1)
+    assert (sysv_ipc.KEY_MIN, sysv_ipc.KEY_MAX) == (ll.KEY_MIN, ll.KEY_MAX) == (-(2**31), 2**32 - 1)
     assert sysv_ipc.IPC_CREX == ll.IPC_CREAT | ll.IPC_EXCL
     assert sysv_ipc.VERSION == sysv_ipc.__version__ == "1.2.0"
     assert set(sysv_ipc.__all__) <= set(dir(sysv_ipc))
@@ -331,7 +331,7 @@ def test_exceptions_are_oserror_subclasses_with_errno(ipc: Tracker) -> None:
 def test_keys_wider_than_key_t_are_refused() -> None:
     for key in (2**32 + 5, sysv_ipc.KEY_MAX + 1, sysv_ipc.KEY_MIN - 1):
         for cls in (sysv_ipc.MessageQueue, sysv_ipc.Semaphore, sysv_ipc.SharedMemory):
-            with pytest.raises(ValueError, match="key must be in the range"):
+            with pytest.raises(ValueError, match="key must fit a 32-bit key_t"):
                 cls(key, CREX)
 
 

@@ -276,7 +276,7 @@ def go_case(name: str) -> Callable[[Callable[[Tracker, str, Path], None]], Any]:
 def glibc_ftok(path: Path, proj: int) -> int:
     st = os.stat(path)
     key = ((proj & 0xFF) << 24) | ((st.st_dev & 0xFF) << 16) | (st.st_ino & 0xFFFF)
-    return key - 2**32 if key >= 2**31 else key
+    return key  # canonical: unsigned
 
 
 @go_case("Ftok")
@@ -1158,7 +1158,7 @@ def _index_of_any(o: Objects, kind: str) -> int:
 
 
 BAD_CALLS: list[tuple[str, Callable[[], Any], type[Exception]]] = [
-    ("key 2**31", lambda: ll.msgget(2**31, ll.IPC_CREAT), ValueError),
+    ("key 2**32", lambda: ll.msgget(2**32, ll.IPC_CREAT), ValueError),
     ("key -2**31-1", lambda: ll.semget(-(2**31) - 1, 1, ll.IPC_CREAT), ValueError),
     ("key 2**32", lambda: ll.shmget(2**32, 4096, ll.IPC_CREAT), ValueError),
     ("size 2**64+100", lambda: ll.shmget(ll.IPC_PRIVATE, 2**64 + 100, ll.IPC_CREAT), ValueError),

@@ -183,7 +183,7 @@ BAD_ARGS: list[tuple[dict[str, Any], type[Exception]]] = [
     ({"size": 100, "mode": True}, TypeError),
     ({"size": 100, "mode": 0.5}, TypeError),
     ({"size": 100, "mode": "600"}, TypeError),
-    ({"key": 2**31, "size": 100, "create": True}, ValueError),
+    ({"key": 2**32, "size": 100, "create": True}, ValueError),
     ({"key": 2**32, "size": 100, "create": True}, ValueError),
     ({"key": 2**32 + 5, "size": 100, "create": True}, ValueError),
     ({"key": -(2**31) - 1, "size": 100, "create": True}, ValueError),
@@ -763,11 +763,11 @@ def test_closed_handle_raises_value_error(make: MakeShm) -> None:
 
 def test_repr(make: MakeShm) -> None:
     shm = make(size=100)
-    assert repr(shm) == f"<SharedMemory id={shm.id} key={shm.key:#x} size=100>"
+    assert repr(shm) == f"<SharedMemory id={shm.id} key={shm.key:#010x} size=100>"
     ro = SharedMemory.from_id(shm.id, readonly=True)
-    assert repr(ro) == f"<SharedMemory id={shm.id} key={shm.key:#x} size=100 readonly>"
+    assert repr(ro) == f"<SharedMemory id={shm.id} key={shm.key:#010x} size=100 readonly>"
     ro.close()
-    assert repr(ro) == f"<SharedMemory id={shm.id} key={shm.key:#x} closed>"
+    assert repr(ro) == f"<SharedMemory id={shm.id} key={shm.key:#010x} closed>"
     assert repr(make(IPC_PRIVATE, 1)).startswith("<SharedMemory id=")
 
 
