@@ -55,7 +55,7 @@ def scenario_messages() -> None:
     finally:
         ll.msgctl(q, ll.IPC_RMID)
     expect(FileNotFoundError, lambda: ll.msgget(0x7EADBEEF))
-    expect(ValueError, lambda: ll.msgget(2**31))
+    expect(ValueError, lambda: ll.msgget(2**32))
 
 
 def scenario_queue_class() -> None:
