@@ -2893,6 +2893,13 @@ attachment_read_into(AttachmentObject *self, PyObject *const *args,
     if (get_writable_buffer(a[0], &view, "read_into") < 0) {
         return NULL;
     }
+    // Getting the buffer may have run Python code (__buffer__) that
+    // detached this attachment: check again.
+    if (attachment_check_open(self) < 0 ||
+        attachment_range(self, a[1], NULL, &offset, &avail) < 0) {
+        PyBuffer_Release(&view);
+        return NULL;
+    }
     if (view.len > avail) {
         PyErr_Format(PyExc_ValueError,
                      "%zd bytes at offset %zd exceed the %zd-byte segment",
@@ -2930,6 +2937,13 @@ attachment_write(AttachmentObject *self, PyObject *const *args,
     }
     Py_buffer view;
     if (PyObject_GetBuffer(a[0], &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    // Getting the buffer may have run Python code (__buffer__) that
+    // detached this attachment: check again.
+    if (attachment_check_open(self) < 0 ||
+        attachment_range(self, a[1], NULL, &offset, &avail) < 0) {
+        PyBuffer_Release(&view);
         return NULL;
     }
     if (view.len > avail) {
