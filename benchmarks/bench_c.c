@@ -336,7 +336,8 @@ calibrate(batch_fn batch, void *arg)
         if (last < 1) {
             last = 1;
         }
-        if (n == 1 && last >= 10 * target_ns) { /* one long operation: timed once */
+        if (n == 1 &&
+            last >= 10 * target_ns) { /* one long operation: timed once */
             struct measured once = {1, last};
             return once;
         }
@@ -820,7 +821,8 @@ main(int argc, char **argv)
 
     char *ids[64];
     int nids = 0;
-    for (char *tok = strtok(rows, ","); tok && nids < 64; tok = strtok(NULL, ",")) {
+    for (char *tok = strtok(rows, ","); tok && nids < 64;
+         tok = strtok(NULL, ",")) {
         ids[nids++] = tok;
     }
     memset(sbuf.mtext, 'x', sizeof(sbuf.mtext));

@@ -54,9 +54,6 @@
 #ifndef SEMVMX
 #define SEMVMX 32767 // the kernel's limit, fixed in ipc/sem.c
 #endif
-#ifndef SIGEV_THREAD_ID
-#define SIGEV_THREAD_ID 4
-#endif
 
 /* Messages up to this size are received through a buffer on the stack. */
 #define STACK_MSG_SIZE 8192
@@ -113,12 +110,76 @@ get_state_by_type(PyTypeObject *type)
 /* ------------------------------------------------------------------------ */
 
 /*
- * Raise the OSError subclass for `err`, naming the syscall.  OSError's own
- * constructor picks FileNotFoundError, PermissionError, ... from errno; the
- * cases it does not know are chosen here.
+ * The kernel's reason for `err` from `syscall_name`, in words, where the
+ * manual pages pin it down (NULL where errno alone says it all).
+ */
+static const char *
+kernel_reason(int err, const char *syscall_name)
+{
+    const char kind = syscall_name[1]; // m(s)g, s(e)m, s(h)m
+    const int is_get = strstr(syscall_name, "get") != NULL;
+    const int is_ctl = strstr(syscall_name, "ctl") != NULL;
+    switch (err) {
+    case EEXIST:
+        return is_get ? "one already exists with this key" : NULL;
+    case EACCES:
+        return "its permission bits do not grant this user that access";
+    case EPERM:
+        return "only its owner, its creator or a privileged process may do "
+               "that";
+    case ENOSPC:
+        if (!is_get) {
+            return NULL;
+        }
+        return kind == 's' ? "a system-wide limit is reached (msgmni queues)"
+               : kind == 'e'
+                   ? "a system-wide limit is reached (semmni sets or semmns "
+                     "semaphores)"
+                   : "a system-wide limit is reached (shmmni segments or "
+                     "shmall pages)";
+    case EINVAL:
+        if (is_get && kind == 'h') {
+            return "the size asked for is larger than the existing "
+                   "segment's, or outside the limits SHMMIN..SHMMAX";
+        }
+        if (is_get && kind == 'e') {
+            return "nsems is larger than the existing set's, or above SEMMSL";
+        }
+        if (is_ctl) {
+            return "no object has this id (it may have been removed), or the "
+                   "kernel refused the arguments";
+        }
+        return NULL;
+    case EIDRM:
+        return "it was removed";
+    case ENOMEM:
+        return "the kernel or this process is out of memory";
+    case EAGAIN:
+        return kind == 's' ? "the queue is full" : NULL;
+    case ENOMSG:
+        return "no message of the requested type";
+    case E2BIG:
+        return kind == 's' ? "the message is longer than the buffer"
+                           : "more operations in one call than SEMOPM";
+    case ERANGE:
+        return "a value would go above SEMVMX";
+    case EFBIG:
+        return "a semaphore index beyond the set";
+    default:
+        return NULL;
+    }
+}
+
+/*
+ * The one error helper: raise the OSError subclass for `err`, naming the
+ * object (its kind, and its key or id) and the syscall, with the kernel's
+ * reason in words where it is known.  OSError's own constructor picks
+ * FileNotFoundError, PermissionError, ... from errno; the cases it does not
+ * know are chosen here.  `what` is "key" or "id" (NULL: no object).
  */
 static PyObject *
-raise_errno(module_state *st, int err, const char *syscall_name)
+make_ipc_error(module_state *st, int err, const char *syscall_name,
+               const char *what, long long ident)
 {
     PyObject *type = PyExc_OSError;
     const char *text = strerror(err);
@@ -132,14 +193,62 @@ raise_errno(module_state *st, int err, const char *syscall_name)
         type = PyExc_TimeoutError;
         text = "Timed out";
     }
-    PyObject *args = Py_BuildValue(
-        "(iN)", err,
-        PyUnicode_FromFormat("%s (originated from %s)", text, syscall_name));
-    if (args != NULL) {
-        PyErr_SetObject(type, args);
-        Py_DECREF(args);
+    const char *reason = kernel_reason(err, syscall_name);
+    const char *kind = syscall_name[1] == 's'   ? "message queue"
+                       : syscall_name[1] == 'e' ? "semaphore set"
+                                                : "shared memory segment";
+    PyObject *msg;
+    if (what == NULL) {
+        msg = PyUnicode_FromFormat("%s (originated from %s)", text,
+                                   syscall_name);
+    }
+    else {
+        char object[96];
+        if (strcmp(what, "key") == 0) {
+            snprintf(object, sizeof object, "%s with key 0x%08x", kind,
+                     (unsigned)(uint32_t)ident);
+        }
+        else {
+            snprintf(object, sizeof object, "%s with %s %lld", kind, what,
+                     ident);
+        }
+        msg = PyUnicode_FromFormat("%s: %s%s%s (originated from %s)", text,
+                                   object, reason ? ": " : "",
+                                   reason ? reason : "", syscall_name);
+    }
+    PyObject *args = msg ? Py_BuildValue("(iN)", err, msg) : NULL;
+    if (args == NULL) {
+        return NULL;
+    }
+    PyObject *exc = PyObject_Call(type, args, NULL);
+    Py_DECREF(args);
+    return exc;
+}
+
+static PyObject *
+raise_ipc_error(module_state *st, int err, const char *syscall_name,
+                const char *what, long long ident)
+{
+    PyObject *exc = make_ipc_error(st, err, syscall_name, what, ident);
+    if (exc != NULL) {
+        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+        Py_DECREF(exc);
     }
     return NULL;
+}
+
+/* A failed call on the object with this id. */
+static PyObject *
+raise_errno(module_state *st, int err, const char *syscall_name, int id)
+{
+    return raise_ipc_error(st, err, syscall_name, "id", id);
+}
+
+/* A failed *get on this key. */
+static PyObject *
+raise_errno_key(module_state *st, int err, const char *syscall_name, key_t key)
+{
+    return raise_ipc_error(st, err, syscall_name, "key", (uint32_t)key);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -306,15 +415,39 @@ opt_int(PyObject *obj, const char *what, long long lo, long long hi, int dflt,
     return to_int(obj, what, lo, hi, out);
 }
 
+/* The keys accepted: key_t's 32 bits in either spelling (exported). */
+#define KEY_MIN ((long)INT32_MIN)
+#define KEY_MAX ((long)UINT32_MAX)
+
+/*
+ * The one place where a key's range is checked.  A key_t is 32 bits, which
+ * tools print unsigned (ipcs: 0xdeadbeef) and C code often holds signed:
+ * both spellings are accepted and name the same key; anything wider is
+ * refused, never truncated.
+ */
 static int
 to_key(PyObject *obj, key_t *out)
 {
     long long v;
-    if (to_llong(obj, "key", INT32_MIN, INT32_MAX, &v) < 0) {
+    if (to_llong(obj, "key", KEY_MIN, KEY_MAX, &v) < 0) {
+        if (PyErr_ExceptionMatches(PyExc_ValueError)) {
+            PyErr_Clear();
+            PyErr_Format(PyExc_ValueError,
+                         "key must fit a 32-bit key_t: 0..0xffffffff (as ipcs "
+                         "prints it) or -0x80000000..0x7fffffff, got %S",
+                         obj);
+        }
         return -1;
     }
-    *out = (key_t)v;
+    *out = (key_t)(uint32_t)(v & 0xFFFFFFFFLL);
     return 0;
+}
+
+/* A key as Python sees it: the unsigned spelling, 0..0xffffffff. */
+static PyObject *
+key_to_python(key_t key)
+{
+    return PyLong_FromUnsignedLong((unsigned long)(uint32_t)key);
 }
 
 static int
@@ -435,15 +568,37 @@ parse_timeout(PyObject *obj, int *has_deadline, int64_t *deadline)
 
 /*
  * The kernel has no timed msgsnd/msgrcv.  A timed call blocks in the plain
- * syscall and a POSIX timer, aimed at the calling thread alone, sends it a
- * real-time signal at the deadline (and every 100 µs after, in case
- * the first one landed just before the syscall began).  The signal's
+ * syscall, and at the deadline a watchdog thread (one per process, started
+ * by the first timed wait) sends the waiting thread a real-time signal whose
  * handler does nothing: its only effect is the EINTR that ends the wait.
  * Waiting costs no CPU and a message is delivered the moment it arrives.
  *
- * The signal is taken only while nobody else uses it; otherwise, and where
- * timers are not available, the wait falls back to polling with IPC_NOWAIT.
- * The handler is process-wide state by nature, hence the static flag.
+ * A thread rather than a POSIX timer per wait, for three reasons:
+ *  - a waiter leaves the watchdog's list the moment its syscall returns,
+ *    before it waits for the GIL: nothing signals a thread that waits for
+ *    the GIL (a timer kept firing every 100 µs until the GIL came back, and
+ *    many expired waits slowed the GIL holder to a crawl);
+ *  - the watchdog looks at the signal's disposition right before each
+ *    signal it sends.  SIG_DFL would kill the process (the save-and-restore
+ *    idiom sets it, since Python reports SIG_DFL for a handler installed
+ *    from C) and SIG_IGN would make the signal vanish: both are replaced by
+ *    the no-op handler first.  A handler of the application's own gets the
+ *    signal (the wait must end on time);
+ *  - fork copies neither threads nor timers: the child's state is reset
+ *    (pthread_atfork) and its first timed wait starts its own watchdog.
+ *    A waiter joins the list afresh, with its current thread id, for each
+ *    blocking call, so a fork from a signal handler during a wait is fine.
+ * The watchdog ends a second after the last wait, so no thread is left
+ * behind when timed calls are not in use.
+ * The signal may land just before the syscall begins; it is then sent
+ * again after 100 µs, 200 µs, ... (at most every 10 ms) until the waiter
+ * leaves the list.
+ *
+ * A wait takes the signal only while nobody else handles it (disposition
+ * SIG_DFL, SIG_IGN or ours); otherwise, and where no thread can be started,
+ * it falls back to polling with IPC_NOWAIT.  Signal dispositions, the
+ * watchdog and the fork generation are process-wide by nature, hence the
+ * static state.
  */
 
 static void
@@ -458,6 +613,31 @@ wakeup_signal(void)
     return SIGRTMIN + 5;
 }
 
+static int
+wakeup_handler_installed(const struct sigaction *sa)
+{
+    return !(sa->sa_flags & SA_SIGINFO) && sa->sa_handler == wakeup_handler;
+}
+
+/* SIG_DFL or SIG_IGN: nobody handles the signal. */
+static int
+wakeup_signal_unhandled(const struct sigaction *sa)
+{
+    return !(sa->sa_flags & SA_SIGINFO) &&
+           (sa->sa_handler == SIG_DFL || sa->sa_handler == SIG_IGN);
+}
+
+static int
+install_wakeup_handler(int signo)
+{
+    struct sigaction action;
+    memset(&action, 0, sizeof(action));
+    action.sa_handler = wakeup_handler;
+    sigfillset(&action.sa_mask);
+    action.sa_flags = 0; // no SA_RESTART: the point is the EINTR
+    return sigaction(signo, &action, NULL);
+}
+
 /* 1 when the wake-up handler is (now) installed, 0 when it cannot be. */
 static int
 wakeup_signal_ready(void)
@@ -467,59 +647,192 @@ wakeup_signal_ready(void)
     if (signo > SIGRTMAX || sigaction(signo, NULL, &current) < 0) {
         return 0;
     }
-    if (!(current.sa_flags & SA_SIGINFO) &&
-        current.sa_handler == wakeup_handler) {
+    if (wakeup_handler_installed(&current)) {
         return 1;
     }
-    if ((current.sa_flags & SA_SIGINFO) || current.sa_handler != SIG_DFL) {
+    if (!wakeup_signal_unhandled(&current)) {
         return 0; // the application uses this signal: leave it alone
     }
-    struct sigaction action;
-    memset(&action, 0, sizeof(action));
-    action.sa_handler = wakeup_handler;
-    sigfillset(&action.sa_mask);
-    action.sa_flags = 0; // no SA_RESTART: the point is the EINTR
-    return sigaction(signo, &action, NULL) == 0;
+    return install_wakeup_handler(signo) == 0;
 }
 
+typedef struct waiter {
+    struct waiter *prev, *next;
+    pid_t tid;
+    int64_t next_kick; // when to send the signal (next)
+    int64_t backoff;   // the pause before the one after
+} waiter;
+
+#define KICK_FIRST_BACKOFF_NS 100000
+#define KICK_MAX_BACKOFF_NS 10000000
+/* How long the watchdog outlives the last wait. */
+#define WATCHDOG_LINGER_NS 1000000000
+
+// All guarded by watchdog_lock, except fork_generation (changed in a
+// forked child only, while it has a single thread; read with the GIL).
+static pthread_mutex_t watchdog_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t watchdog_cond; // on CLOCK_MONOTONIC
+static pthread_once_t watchdog_once = PTHREAD_ONCE_INIT;
+static int watchdog_usable;           // watchdog_cond initialised
+static int watchdog_running;          // the thread exists in this process
+static pid_t watchdog_pid;            // the process it runs in
+static int64_t watchdog_wake;         // when it wakes next (INT64_MAX: idle)
+static waiter *watchdog_waiters;      // the waits in progress
+static unsigned long fork_generation; // +1 in each forked child
+
+static int
+watchdog_cond_init(void)
+{
+    pthread_condattr_t attr;
+    int ok = pthread_condattr_init(&attr) == 0 &&
+             pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) == 0 &&
+             pthread_cond_init(&watchdog_cond, &attr) == 0;
+    pthread_condattr_destroy(&attr);
+    return ok;
+}
+
+static void
+watchdog_before_fork(void)
+{
+    pthread_mutex_lock(&watchdog_lock);
+}
+
+static void
+watchdog_after_fork_parent(void)
+{
+    pthread_mutex_unlock(&watchdog_lock);
+}
+
+static void
+watchdog_after_fork_child(void)
+{
+    // Only the forking thread exists here: no watchdog, no other waiter,
+    // no copy in flight.  Fresh synchronisation objects, as the old ones
+    // may name threads that are gone.
+    pthread_mutex_init(&watchdog_lock, NULL);
+    watchdog_usable = watchdog_usable && watchdog_cond_init();
+    watchdog_running = 0;
+    watchdog_wake = INT64_MAX;
+    watchdog_waiters = NULL;
+    fork_generation++;
+}
+
+static void
+watchdog_setup(void)
+{
+    watchdog_wake = INT64_MAX;
+    watchdog_usable =
+        watchdog_cond_init() &&
+        pthread_atfork(watchdog_before_fork, watchdog_after_fork_parent,
+                       watchdog_after_fork_child) == 0;
+}
+
+/* Send the signal to one waiter; watchdog_lock held. */
+static void
+watchdog_kick(const waiter *w, int signo)
+{
+    struct sigaction current;
+    if (sigaction(signo, NULL, &current) == 0 &&
+        wakeup_signal_unhandled(&current)) {
+        install_wakeup_handler(signo); // SIG_DFL kills, SIG_IGN drops it
+    }
+    syscall(SYS_tgkill, watchdog_pid, w->tid, signo);
+}
+
+static void *
+watchdog_main(void *arg)
+{
+    (void)arg;
+    int signo = wakeup_signal();
+    int64_t idle_since = 0;
+    pthread_mutex_lock(&watchdog_lock);
+    for (;;) {
+        int64_t now = monotonic_ns();
+        int64_t next = INT64_MAX;
+        for (waiter *w = watchdog_waiters; w != NULL; w = w->next) {
+            if (w->next_kick <= now) {
+                watchdog_kick(w, signo);
+                w->next_kick = now + w->backoff;
+                w->backoff = w->backoff * 2 > KICK_MAX_BACKOFF_NS
+                                 ? KICK_MAX_BACKOFF_NS
+                                 : w->backoff * 2;
+            }
+            if (w->next_kick < next) {
+                next = w->next_kick;
+            }
+        }
+        if (next == INT64_MAX) {
+            // Nothing waits: linger a while for the next wait, then end,
+            // so that no thread is left when timed calls are not in use.
+            if (idle_since == 0) {
+                idle_since = now;
+            }
+            else if (now - idle_since >= WATCHDOG_LINGER_NS) {
+                watchdog_running = 0;
+                watchdog_wake = INT64_MAX;
+                pthread_mutex_unlock(&watchdog_lock);
+                return NULL;
+            }
+            watchdog_wake = INT64_MAX;
+            next = idle_since + WATCHDOG_LINGER_NS;
+        }
+        else {
+            idle_since = 0;
+            watchdog_wake = next;
+        }
+        struct timespec ts = ns_to_timespec(next);
+        pthread_cond_timedwait(&watchdog_cond, &watchdog_lock, &ts);
+    }
+}
+
+/* Start the watchdog in this process; watchdog_lock held. */
+static int
+watchdog_start(void)
+{
+    if (!watchdog_usable) {
+        return -1;
+    }
+    // The thread inherits a mask that blocks every signal: it takes none.
+    sigset_t all, saved;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &saved);
+    pthread_attr_t attr;
+    pthread_t thread;
+    int rc = pthread_attr_init(&attr);
+    if (rc == 0) {
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        pthread_attr_setstacksize(&attr, 256 * 1024);
+        rc = pthread_create(&thread, &attr, watchdog_main, NULL);
+        pthread_attr_destroy(&attr);
+    }
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
+    if (rc != 0) {
+        return -1;
+    }
+    watchdog_running = 1;
+    watchdog_pid = getpid();
+    return 0;
+}
+
+/*
+ * A timed call's use of the signal: waker_start (GIL held) claims the
+ * signal and unblocks it in this thread; waker_arm and waker_disarm
+ * bracket each blocking syscall with the GIL released (no Python API);
+ * waker_stop restores the signal mask.
+ */
 typedef struct {
-    timer_t timer;
+    waiter node;
     sigset_t saved_mask;
     int active;
 } waker;
 
 static int
-waker_start(waker *w, int64_t deadline)
+waker_start(waker *w)
 {
     w->active = 0;
-    if (!wakeup_signal_ready()) {
-        return -1;
-    }
-    struct sigevent sev;
-    memset(&sev, 0, sizeof(sev));
-    sev.sigev_notify = SIGEV_THREAD_ID;
-    sev.sigev_signo = wakeup_signal();
-#if defined(sigev_notify_thread_id)
-    sev.sigev_notify_thread_id = (pid_t)syscall(SYS_gettid);
-#elif defined(__GLIBC__)
-    sev._sigev_un._tid = (pid_t)syscall(SYS_gettid);
-#else
-    return -1;
-#endif
-    if (timer_create(CLOCK_MONOTONIC, &sev, &w->timer) < 0) {
-        return -1;
-    }
-    struct itimerspec its;
-    its.it_value = ns_to_timespec(deadline);
-    if (its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0) {
-        its.it_value.tv_nsec = 1; // zero would disarm the timer
-    }
-    its.it_interval.tv_sec = 0;
-    // Repeats only matter when the first signal landed before the syscall
-    // began: they bound how late such a wait ends.
-    its.it_interval.tv_nsec = 100000;
-    if (timer_settime(w->timer, TIMER_ABSTIME, &its, NULL) < 0) {
-        timer_delete(w->timer);
+    if (!wakeup_signal_ready() ||
+        pthread_once(&watchdog_once, watchdog_setup) != 0 ||
+        !watchdog_usable) {
         return -1;
     }
     sigset_t unblock;
@@ -530,11 +843,55 @@ waker_start(waker *w, int64_t deadline)
     return 0;
 }
 
+/* Join the watchdog's list; -1 if no watchdog can run (then poll). */
+static int
+waker_arm(waker *w, int64_t deadline)
+{
+    waiter *node = &w->node;
+    node->tid = (pid_t)syscall(SYS_gettid);
+    node->next_kick = deadline;
+    node->backoff = KICK_FIRST_BACKOFF_NS;
+    pthread_mutex_lock(&watchdog_lock);
+    if (!watchdog_running && watchdog_start() < 0) {
+        pthread_mutex_unlock(&watchdog_lock);
+        return -1;
+    }
+    node->prev = NULL;
+    node->next = watchdog_waiters;
+    if (node->next != NULL) {
+        node->next->prev = node;
+    }
+    watchdog_waiters = node;
+    if (deadline < watchdog_wake) {
+        watchdog_wake = deadline;
+        pthread_cond_signal(&watchdog_cond);
+    }
+    pthread_mutex_unlock(&watchdog_lock);
+    return 0;
+}
+
+/* Leave the list: no signal is sent to this thread after this. */
+static void
+waker_disarm(waker *w)
+{
+    waiter *node = &w->node;
+    pthread_mutex_lock(&watchdog_lock);
+    if (node->prev != NULL) {
+        node->prev->next = node->next;
+    }
+    else {
+        watchdog_waiters = node->next;
+    }
+    if (node->next != NULL) {
+        node->next->prev = node->prev;
+    }
+    pthread_mutex_unlock(&watchdog_lock);
+}
+
 static void
 waker_stop(waker *w)
 {
     if (w->active) {
-        timer_delete(w->timer);
         pthread_sigmask(SIG_SETMASK, &w->saved_mask, NULL);
         w->active = 0;
     }
@@ -610,7 +967,28 @@ sysvipc_ftok(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     Py_DECREF(path);
-    return PyLong_FromLong((long)key);
+    return key_to_python(key);
+}
+
+PyDoc_STRVAR(
+    canonical_key_doc,
+    "canonical_key(key, /)\n--\n\n"
+    "Return key in its canonical form: the unsigned 32-bit value "
+    "0..0xffffffff,\n"
+    "as ipcs prints it.  Both spellings of a key_t are accepted (0..2**32-1 "
+    "and\n"
+    "the signed range -2**31..2**31-1, so -1 and 0xffffffff are the same "
+    "key);\n"
+    "anything wider raises ValueError.");
+
+static PyObject *
+sysvipc_canonical_key(PyObject *module, PyObject *arg)
+{
+    key_t key;
+    if (to_key(arg, &key) < 0) {
+        return NULL;
+    }
+    return key_to_python(key);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -621,14 +999,14 @@ static PyObject *
 build_ipc_perm(const struct ipc_perm *p)
 {
 #if defined(__GLIBC__)
-    long long key = (long long)p->__key;
+    unsigned long long key = (uint32_t)p->__key;
     long long seq = (long long)p->__seq;
 #else
-    long long key = (long long)p->__ipc_perm_key;
+    unsigned long long key = (uint32_t)p->__ipc_perm_key;
     long long seq = (long long)p->__ipc_perm_seq;
 #endif
     return Py_BuildValue(
-        "(LKKKKKL)", key, (unsigned long long)p->uid,
+        "(KKKKKKL)", key, (unsigned long long)p->uid,
         (unsigned long long)p->gid, (unsigned long long)p->cuid,
         (unsigned long long)p->cgid, (unsigned long long)p->mode, seq);
 }
@@ -808,23 +1186,6 @@ apply_perm_changes(PyObject *changes, Py_ssize_t nfields,
  * returns one of these each time.
  */
 
-/* Steals the reference to data. */
-static PyObject *
-new_message(module_state *st, PyObject *data, long mtype)
-{
-    PyTypeObject *tp = st->MessageType;
-    PyObject *type = PyLong_FromLong(mtype);
-    PyObject *message = type ? tp->tp_alloc(tp, 2) : NULL;
-    if (message == NULL) {
-        Py_DECREF(data);
-        Py_XDECREF(type);
-        return NULL;
-    }
-    PyTuple_SET_ITEM(message, 0, data);
-    PyTuple_SET_ITEM(message, 1, type);
-    return message;
-}
-
 static PyObject *
 message_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
 {
@@ -926,24 +1287,29 @@ sysvipc_msgget(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
     }
     int id = msgget(key, flags | mode);
     if (id < 0) {
-        return raise_errno(get_state(module), errno, "msgget");
+        return raise_errno_key(get_state(module), errno, "msgget", key);
     }
     return PyLong_FromLong(id);
 }
 
 /* 1 (ValueError set) if a message of len bytes can never fit in the queue:
- * a blocking msgsnd would wait forever.  Checked only when a send has to
+ * a blocking msgsnd would wait forever.  The kernel admits a message when
+ * bytes + len <= msg_qbytes and messages + 1 <= msg_qbytes (msg_qbytes
+ * limits the message count too), so even an empty queue refuses it when
+ * len > msg_qbytes or msg_qbytes is 0.  Checked only when a send has to
  * wait, so it costs nothing on the fast path. */
 static int
 message_never_fits(int msqid, Py_ssize_t len)
 {
     struct msqid_ds ds;
-    if (msgctl(msqid, IPC_STAT, &ds) < 0 || (msglen_t)len <= ds.msg_qbytes) {
+    if (msgctl(msqid, IPC_STAT, &ds) < 0 ||
+        ((msglen_t)len <= ds.msg_qbytes && ds.msg_qbytes >= 1)) {
         return 0;
     }
     PyErr_Format(PyExc_ValueError,
                  "a message of %zd bytes can never fit in this queue "
-                 "(msg_qbytes is %lu): sending it would wait forever",
+                 "(msg_qbytes is %lu, which also limits the number of "
+                 "messages): sending it would wait forever",
                  len, (unsigned long)ds.msg_qbytes);
     return 1;
 }
@@ -1009,6 +1375,9 @@ msgsnd_impl(module_state *st, int msqid, PyObject *data, long mtype, int flags,
     else if (len > 0) {
         memcpy(msg->mtext, view.buf, (size_t)len);
     }
+    // Not held during the wait: a child forked meanwhile would inherit the
+    // export with no thread left to release it.
+    PyBuffer_Release(&view);
 
     int rc, err = 0, async_err = 0;
     waker w = {.active = 0};
@@ -1038,10 +1407,22 @@ msgsnd_impl(module_state *st, int msqid, PyObject *data, long mtype, int flags,
             Py_END_ALLOW_THREADS
         }
         else {
+            int armed = 0;
             Py_BEGIN_ALLOW_THREADS
-            rc = msgsnd(msqid, msg, (size_t)len, callflags);
+            armed = w.active && waker_arm(&w, deadline) == 0;
+            rc = msgsnd(msqid, msg, (size_t)len,
+                        armed || !w.active ? callflags
+                                           : callflags | IPC_NOWAIT);
             err = errno;
+            if (armed) {
+                waker_disarm(&w); // before the GIL: no signal while waiting
+            }
             Py_END_ALLOW_THREADS
+            if (w.active && !armed) {
+                waker_stop(&w); // no watchdog in this process: poll
+                polling = 1;
+                callflags |= IPC_NOWAIT;
+            }
         }
         if (rc == 0) {
             break;
@@ -1067,8 +1448,8 @@ msgsnd_impl(module_state *st, int msqid, PyObject *data, long mtype, int flags,
                 break;
             }
             if (!w.active && !polling) {
-                if (waker_start(&w, deadline) == 0) {
-                    callflags = flags; // block; the timer ends the wait
+                if (waker_start(&w) == 0) {
+                    callflags = flags; // block; the watchdog ends the wait
                 }
                 else {
                     polling = 1;
@@ -1094,7 +1475,6 @@ msgsnd_impl(module_state *st, int msqid, PyObject *data, long mtype, int flags,
     if (msg != &stackbuf) {
         PyMem_RawFree(msg);
     }
-    PyBuffer_Release(&view);
     if (async_err) {
         return NULL;
     }
@@ -1105,7 +1485,7 @@ msgsnd_impl(module_state *st, int msqid, PyObject *data, long mtype, int flags,
         if (err == EINVAL && message_too_long(len)) {
             return NULL;
         }
-        return raise_errno(st, err, "msgsnd");
+        return raise_errno(st, err, "msgsnd", msqid);
     }
     Py_RETURN_NONE;
 }
@@ -1208,10 +1588,22 @@ receive_loop(int msqid, void *buf, size_t cap, long mtype, int flags,
             }
         }
         else {
+            int armed = 0;
             Py_BEGIN_ALLOW_THREADS
-            n = msgrcv(msqid, buf, cap, mtype, callflags);
+            armed = w.active && waker_arm(&w, deadline) == 0;
+            n = msgrcv(msqid, buf, cap, mtype,
+                       armed || !w.active ? callflags
+                                          : callflags | IPC_NOWAIT);
             e = errno;
+            if (armed) {
+                waker_disarm(&w); // before the GIL: no signal while waiting
+            }
             Py_END_ALLOW_THREADS
+            if (w.active && !armed) {
+                waker_stop(&w); // no watchdog in this process: poll
+                polling = 1;
+                callflags |= IPC_NOWAIT;
+            }
         }
         if (n >= 0) {
             break;
@@ -1233,7 +1625,7 @@ receive_loop(int msqid, void *buf, size_t cap, long mtype, int flags,
                 break;
             }
             if (!w.active && !polling) {
-                if (waker_start(&w, deadline) == 0) {
+                if (waker_start(&w) == 0) {
                     callflags = flags;
                 }
                 else {
@@ -1283,18 +1675,86 @@ current_msgmax(void)
 }
 
 /*
+ * A bytes object holding the n bytes at src, for a message msgrcv has
+ * already taken: this cannot fail.  `spare` (a new reference, at least n
+ * bytes, allocated before the msgrcv call) is shrunk in place when an
+ * exact-size copy cannot be allocated; src may lie inside spare.
+ */
+static PyObject *
+bytes_from_spare(PyObject *spare, const char *src, Py_ssize_t n)
+{
+    if (n <= 1) {
+        // The empty and one-byte bytes objects are the interpreter's
+        // static singletons: no allocation, so no failure.
+        Py_DECREF(spare);
+        PyObject *small = PyBytes_FromStringAndSize(src, n);
+        assert(small != NULL);
+        return small;
+    }
+    if (PyBytes_GET_SIZE(spare) != n) {
+        PyObject *exact = PyBytes_FromStringAndSize(src, n);
+        if (exact != NULL) {
+            Py_DECREF(spare);
+            return exact;
+        }
+        PyErr_Clear(); // no memory left: keep the larger block
+    }
+    char *dst = PyBytes_AS_STRING(spare);
+    if (dst != src) {
+        memmove(dst, src, (size_t)n);
+    }
+    Py_SET_SIZE(spare, n);
+    dst[n] = '\0';
+    return spare;
+}
+
+/*
+ * An int made after msgrcv took a message.  The public C API cannot build
+ * an int in memory reserved earlier, so *spare (an int as large as any
+ * long, made before msgrcv) is freed to make room for a second try when
+ * the first fails.  Ints up to 256 are cached and never fail.
+ */
+static PyObject *
+long_after_receive(long long value, PyObject **spare)
+{
+    PyObject *v = PyLong_FromLongLong(value);
+    if (v == NULL && *spare != NULL) {
+        PyErr_Clear();
+        Py_CLEAR(*spare);
+        v = PyLong_FromLongLong(value);
+    }
+    return v;
+}
+
+/*
  * Receive into the stack buffer first; only a message longer than that
  * (E2BIG leaves it queued) costs a heap buffer: of max_size bytes, or for
  * ANY_SIZE of the kernel's msgmax, grown until the message fits.
- * On success *out points at the message (free it if it is not stackbuf).
+ *
+ * With data == NULL, on success *out points at the message (free it if it
+ * is not stackbuf).  With data != NULL the payload comes back as a bytes
+ * object in *data and *got_type holds the type; *out is unused.  msgrcv
+ * cannot be undone, so in that case every buffer the payload can end in is
+ * allocated before each msgrcv call: nothing can fail once a message is
+ * taken (a MemoryError always leaves it queued).
  */
 static Py_ssize_t
 receive_message(module_state *st, int msqid, size_t max_size, long mtype,
                 fast_hint *hint, int flags, int has_deadline, int64_t deadline,
-                stack_msgbuf *stackbuf, stack_msgbuf **out)
+                stack_msgbuf *stackbuf, stack_msgbuf **out, PyObject **data,
+                long *got_type)
 {
     int err = 0;
     Py_ssize_t n;
+    size_t first = max_size < STACK_MSG_SIZE ? max_size : STACK_MSG_SIZE;
+    PyObject *spare = NULL;
+    if (data != NULL) {
+        *data = NULL;
+        spare = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)first);
+        if (spare == NULL) {
+            return -1;
+        }
+    }
     *out = stackbuf;
     if (max_size <= STACK_MSG_SIZE) {
         n = receive_loop(msqid, stackbuf, max_size, mtype, flags, has_deadline,
@@ -1313,26 +1773,61 @@ receive_message(module_state *st, int msqid, size_t max_size, long mtype,
             }
         }
         while (n < 0 && err == E2BIG) {
-            stack_msgbuf *heap = PyMem_RawMalloc(sizeof(long) + cap);
+            // For bytes, the heap buffer is itself a bytes object (the
+            // type first, in the kernel's layout): the payload is moved
+            // down over the type once received.
+            PyObject *raw = NULL;
+            stack_msgbuf *heap;
+            if (data != NULL) {
+                raw = PyBytes_FromStringAndSize(
+                    NULL, (Py_ssize_t)(sizeof(long) + cap));
+                heap = raw ? (stack_msgbuf *)PyBytes_AS_STRING(raw) : NULL;
+            }
+            else {
+                heap = PyMem_RawMalloc(sizeof(long) + cap);
+                if (heap == NULL) {
+                    PyErr_NoMemory();
+                }
+            }
             if (heap == NULL) {
-                PyErr_NoMemory();
+                Py_XDECREF(spare);
                 return -1;
             }
             n = receive_loop(msqid, heap, cap, mtype, flags, has_deadline,
                              deadline, NULL, &err);
             if (n >= 0) {
+                if (data != NULL) {
+                    memcpy(got_type, heap, sizeof(long));
+                    Py_DECREF(spare);
+                    *data = bytes_from_spare(raw, heap->mtext, n);
+                    return n;
+                }
                 *out = heap;
                 break;
             }
-            PyMem_RawFree(heap);
+            if (data != NULL) {
+                Py_DECREF(raw);
+            }
+            else {
+                PyMem_RawFree(heap);
+            }
             if (max_size != ANY_SIZE || cap >= INT_MAX) {
                 break;
             }
             cap = cap * 2 > INT_MAX ? INT_MAX : cap * 2;
         }
     }
-    if (n < 0 && err != 0) {
-        raise_errno(st, err, "msgrcv");
+    if (n < 0) {
+        Py_XDECREF(spare);
+        if (err != 0) {
+            raise_errno(st, err, "msgrcv", msqid);
+        }
+        return n;
+    }
+    if (data != NULL) {
+        // Received into the stack buffer: at most `first` bytes.
+        *got_type = stackbuf->mtype;
+        *data = bytes_from_spare(spare, stackbuf->mtext, n);
     }
     return n;
 }
@@ -1372,18 +1867,51 @@ msgrcv_impl(module_state *st, int msqid, size_t max_size, long mtype,
     if (flags & MSG_COPY) {
         flags |= IPC_NOWAIT; // the kernel requires it
     }
-    stack_msgbuf stackbuf, *msg;
-    Py_ssize_t n = receive_message(st, msqid, max_size, mtype, hint, flags,
-                                   has_deadline, deadline, &stackbuf, &msg);
-    if (n < 0) {
+    // The Message, and its type when the call determines it, exist before
+    // msgrcv takes the message (receive_message does the same for the
+    // payload).  Types up to 256 are the interpreter's cached ints.
+    PyTypeObject *tp = st->MessageType;
+    PyObject *message = tp->tp_alloc(tp, 2);
+    if (message == NULL) {
         return NULL;
     }
-    PyObject *data = PyBytes_FromStringAndSize(msg->mtext, n);
-    long mtype_got = msg->mtype;
-    if (msg != &stackbuf) {
-        PyMem_RawFree(msg);
+    PyObject *type = NULL;
+    if (mtype > 0 && !(flags & (MSG_EXCEPT | MSG_COPY))) {
+        type = PyLong_FromLong(mtype); // the only type it can receive
+        if (type == NULL) {
+            Py_DECREF(message);
+            return NULL;
+        }
     }
-    return data ? new_message(st, data, mtype_got) : NULL;
+    PyObject *spare = type ? NULL : PyLong_FromLong(LONG_MAX);
+    if (type == NULL && spare == NULL) {
+        Py_DECREF(message);
+        return NULL;
+    }
+    stack_msgbuf stackbuf, *msg;
+    PyObject *data;
+    long got_type = 0;
+    Py_ssize_t n =
+        receive_message(st, msqid, max_size, mtype, hint, flags, has_deadline,
+                        deadline, &stackbuf, &msg, &data, &got_type);
+    if (n < 0) {
+        Py_XDECREF(type);
+        Py_XDECREF(spare);
+        Py_DECREF(message);
+        return NULL;
+    }
+    if (type == NULL) {
+        type = long_after_receive(got_type, &spare);
+        Py_XDECREF(spare);
+        if (type == NULL) {
+            Py_DECREF(data);
+            Py_DECREF(message);
+            return NULL;
+        }
+    }
+    PyTuple_SET_ITEM(message, 0, data);
+    PyTuple_SET_ITEM(message, 1, type);
+    return message;
 }
 
 static PyObject *
@@ -1434,10 +1962,18 @@ msgrcv_into_impl(module_state *st, int msqid, PyObject *buffer, long mtype,
     if (get_writable_buffer(buffer, &view, fname) < 0) {
         return NULL;
     }
+    // The result tuple exists before msgrcv takes the message.
+    PyObject *result = PyTuple_New(2);
+    PyObject *spare = result ? PyLong_FromLong(LONG_MAX) : NULL;
+    if (spare == NULL) {
+        Py_XDECREF(result);
+        PyBuffer_Release(&view);
+        return NULL;
+    }
     stack_msgbuf stackbuf, *msg;
     Py_ssize_t n =
         receive_message(st, msqid, (size_t)view.len, mtype, hint, flags,
-                        has_deadline, deadline, &stackbuf, &msg);
+                        has_deadline, deadline, &stackbuf, &msg, NULL, NULL);
     long got_type = 0;
     if (n >= 0) {
         got_type = msg->mtype;
@@ -1456,9 +1992,21 @@ msgrcv_into_impl(module_state *st, int msqid, PyObject *buffer, long mtype,
     }
     PyBuffer_Release(&view);
     if (n < 0) {
+        Py_DECREF(spare);
+        Py_DECREF(result);
         return NULL;
     }
-    return Py_BuildValue("(nl)", n, got_type);
+    PyObject *count = long_after_receive(n, &spare);
+    PyObject *type = count ? long_after_receive(got_type, &spare) : NULL;
+    Py_XDECREF(spare);
+    if (type == NULL) {
+        Py_XDECREF(count);
+        Py_DECREF(result);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(result, 0, count);
+    PyTuple_SET_ITEM(result, 1, type);
+    return result;
 }
 
 static PyObject *
@@ -1521,7 +2069,7 @@ sysvipc_msgctl(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
 #endif
         rc = msgctl(msqid, cmd, &ds);
         if (rc < 0) {
-            return raise_errno(st, errno, "msgctl");
+            return raise_errno(st, errno, "msgctl", msqid);
         }
         if (cmd == IPC_STAT) {
             return build_msqid_ds(&ds);
@@ -1535,7 +2083,7 @@ sysvipc_msgctl(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
             return NULL;
         }
         if (msg_stat_for_set(msqid, &ds) < 0) {
-            return raise_errno(st, errno, "msgctl");
+            return raise_errno(st, errno, "msgctl", msqid);
         }
         unsigned long long qbytes = ds.msg_qbytes;
         if (apply_perm_changes(a[2], 4, &ds.msg_perm, &qbytes) < 0) {
@@ -1543,7 +2091,7 @@ sysvipc_msgctl(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
         }
         ds.msg_qbytes = (msglen_t)qbytes;
         if (msgctl(msqid, IPC_SET, &ds) < 0) {
-            return raise_errno(st, errno, "msgctl");
+            return raise_errno(st, errno, "msgctl", msqid);
         }
         Py_RETURN_NONE;
     }
@@ -1553,7 +2101,7 @@ sysvipc_msgctl(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
         err = errno;
         Py_END_ALLOW_THREADS
         if (rc < 0) {
-            return raise_errno(st, err, "msgctl");
+            return raise_errno(st, err, "msgctl", msqid);
         }
         Py_RETURN_NONE;
     case IPC_INFO:
@@ -1565,7 +2113,7 @@ sysvipc_msgctl(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
         memset(&info, 0, sizeof(info));
         rc = msgctl(msqid, cmd, (struct msqid_ds *)(void *)&info);
         if (rc < 0) {
-            return raise_errno(st, errno, "msgctl");
+            return raise_errno(st, errno, "msgctl", msqid);
         }
         return Py_BuildValue("(iN)", rc, build_msginfo(&info));
     }
@@ -1603,16 +2151,33 @@ sysvipc_semget(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
     }
     int id = semget(key, nsems, flags | mode);
     if (id < 0) {
-        return raise_errno(get_state(module), errno, "semget");
+        return raise_errno_key(get_state(module), errno, "semget", key);
     }
     return PyLong_FromLong(id);
+}
+
+/*
+ * A tuple of a sequence argument's items (TypeError `message` for anything
+ * else).  A list may change while its items are converted, since __index__
+ * can run Python code, and its item array may move: a tuple cannot.
+ */
+static PyObject *
+sequence_copy(PyObject *obj, const char *message)
+{
+    PyObject *seq = PySequence_Fast(obj, message);
+    if (seq == NULL || PyTuple_CheckExact(seq)) {
+        return seq;
+    }
+    PyObject *copy = PySequence_Tuple(seq);
+    Py_DECREF(seq);
+    return copy;
 }
 
 /* Parse one (sem_num, sem_op[, sem_flg]) operation. */
 static int
 parse_sembuf(PyObject *item, struct sembuf *op, int extra_flags)
 {
-    PyObject *seq = PySequence_Fast(
+    PyObject *seq = sequence_copy(
         item, "each operation must be a (sem_num, sem_op[, sem_flg]) tuple");
     if (seq == NULL) {
         return -1;
@@ -1737,7 +2302,7 @@ run_semop(module_state *st, int semid, struct sembuf *ops, size_t nops,
         return 0;
     }
     if (err != 0) {
-        raise_errno(st, err, has_deadline ? "semtimedop" : "semop");
+        raise_errno(st, err, has_deadline ? "semtimedop" : "semop", semid);
     }
     return -1;
 }
@@ -1768,8 +2333,8 @@ sysvipc_semop(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
         check_flags(flags, IPC_NOWAIT | SEM_UNDO, "semop") < 0) {
         return NULL;
     }
-    PyObject *seq = PySequence_Fast(a[1], "ops must be a sequence of "
-                                          "(sem_num, sem_op[, sem_flg])");
+    PyObject *seq = sequence_copy(a[1], "ops must be a sequence of "
+                                        "(sem_num, sem_op[, sem_flg])");
     if (seq == NULL) {
         return NULL;
     }
@@ -1855,7 +2420,7 @@ semaphore_count(module_state *st, int semid, unsigned long *nsems)
     union semun arg;
     arg.buf = &ds;
     if (semctl(semid, 0, IPC_STAT, arg) < 0) {
-        raise_errno(st, errno, "semctl");
+        raise_errno(st, errno, "semctl", semid);
         return -1;
     }
     *nsems = ds.sem_nsems;
@@ -1895,7 +2460,7 @@ sysvipc_semctl(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
         arg.val = 0;
         rc = semctl(semid, semnum, cmd, arg);
         if (rc < 0) {
-            return raise_errno(st, errno, "semctl");
+            return raise_errno(st, errno, "semctl", semid);
         }
         return PyLong_FromLong(rc);
     case SETVAL: {
@@ -1909,7 +2474,7 @@ sysvipc_semctl(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
         }
         arg.val = value;
         if (semctl(semid, semnum, SETVAL, arg) < 0) {
-            return raise_errno(st, errno, "semctl");
+            return raise_errno(st, errno, "semctl", semid);
         }
         Py_RETURN_NONE;
     }
@@ -1925,7 +2490,7 @@ sysvipc_semctl(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
         arg.array = values;
         if (semctl(semid, 0, GETALL, arg) < 0) {
             PyMem_Free(values);
-            return raise_errno(st, errno, "semctl");
+            return raise_errno(st, errno, "semctl", semid);
         }
         PyObject *list = PyList_New((Py_ssize_t)nsems);
         for (unsigned long i = 0; list != NULL && i < nsems; i++) {
@@ -1946,8 +2511,8 @@ sysvipc_semctl(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
             return NULL;
         }
         unsigned long nsems;
-        PyObject *seq = PySequence_Fast(a[3], "SETALL takes a sequence of "
-                                              "values");
+        PyObject *seq = sequence_copy(a[3], "SETALL takes a sequence of "
+                                            "values");
         if (seq == NULL) {
             return NULL;
         }
@@ -1984,7 +2549,7 @@ sysvipc_semctl(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
         err = errno;
         PyMem_Free(values);
         if (rc < 0) {
-            return raise_errno(st, err, "semctl");
+            return raise_errno(st, err, "semctl", semid);
         }
         Py_RETURN_NONE;
     }
@@ -2002,7 +2567,7 @@ sysvipc_semctl(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
         // SEM_STAT* take an index in the kernel's array, not an id.
         rc = semctl(semid, semnum, cmd, arg);
         if (rc < 0) {
-            return raise_errno(st, errno, "semctl");
+            return raise_errno(st, errno, "semctl", semid);
         }
         if (cmd == IPC_STAT) {
             return build_semid_ds(&ds);
@@ -2018,13 +2583,13 @@ sysvipc_semctl(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
         }
         arg.buf = &ds;
         if (sem_stat_for_set(semid, &ds) < 0) {
-            return raise_errno(st, errno, "semctl");
+            return raise_errno(st, errno, "semctl", semid);
         }
         if (apply_perm_changes(a[3], 3, &ds.sem_perm, NULL) < 0) {
             return NULL;
         }
         if (semctl(semid, 0, IPC_SET, arg) < 0) {
-            return raise_errno(st, errno, "semctl");
+            return raise_errno(st, errno, "semctl", semid);
         }
         Py_RETURN_NONE;
     }
@@ -2035,7 +2600,7 @@ sysvipc_semctl(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
         err = errno;
         Py_END_ALLOW_THREADS
         if (rc < 0) {
-            return raise_errno(st, err, "semctl");
+            return raise_errno(st, err, "semctl", semid);
         }
         Py_RETURN_NONE;
     case IPC_INFO:
@@ -2048,7 +2613,7 @@ sysvipc_semctl(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
         arg.__buf = &info;
         rc = semctl(semid, 0, cmd, arg);
         if (rc < 0) {
-            return raise_errno(st, errno, "semctl");
+            return raise_errno(st, errno, "semctl", semid);
         }
         return Py_BuildValue("(iN)", rc, build_seminfo(&info));
     }
@@ -2101,13 +2666,83 @@ static PyMemberDef handle_core_members[] = {
     {NULL, 0, 0, 0, NULL},
 };
 
+/* Whether `id`, of the family of the syscall named (msg*, sem*, shm*),
+ * names no object any more: IPC_STAT says EINVAL (or EIDRM). */
+static int
+id_is_gone(const char *syscall_name, int id)
+{
+    int rc;
+    if (strncmp(syscall_name, "msg", 3) == 0) {
+        struct msqid_ds ds;
+        rc = msgctl(id, IPC_STAT, &ds);
+    }
+    else if (strncmp(syscall_name, "sem", 3) == 0) {
+        struct semid_ds ds;
+        union semun arg;
+        arg.buf = &ds;
+        rc = semctl(id, 0, IPC_STAT, arg);
+    }
+    else if (strncmp(syscall_name, "shm", 3) == 0) {
+        struct shmid_ds ds;
+        rc = shmctl(id, IPC_STAT, &ds);
+    }
+    else {
+        return 0;
+    }
+    return rc < 0 && (errno == EINVAL || errno == EIDRM);
+}
+
 /*
- * For a class method whose arguments were all checked, EINVAL can only mean
- * that the id names nothing any more: say "removed", as a wait that the
- * removal interrupted does (EIDRM).  Passes result through.
+ * The one rule for errors on a handle (every method of every class): the
+ * kernel answers EINVAL, not EIDRM, for an id whose object was removed
+ * before the call (EIDRM only wakes callers that were waiting), so an
+ * EINVAL from a call on a handle's id whose object is gone is
+ * IdentifierRemovedError.  Any other EINVAL (a uid IPC_SET cannot map, ...)
+ * stays.  Returns a new reference to the exception to raise for `exc`
+ * (exc itself, or the IdentifierRemovedError), or NULL with an error set.
  */
 static PyObject *
-removed_if_invalid(module_state *st, PyObject *result)
+removed_error(module_state *st, PyObject *exc, int id)
+{
+    if (!PyObject_TypeCheck(exc, (PyTypeObject *)PyExc_OSError) ||
+        PyObject_TypeCheck(exc, (PyTypeObject *)st->IdentifierRemovedError)) {
+        return Py_NewRef(exc);
+    }
+    PyObject *code = PyObject_GetAttrString(exc, "errno");
+    long err = code != NULL && PyLong_Check(code) ? PyLong_AsLong(code) : -1;
+    Py_XDECREF(code);
+    PyErr_Clear();
+    if (err != EINVAL) {
+        return Py_NewRef(exc);
+    }
+    // raise_errno names the syscall: "... (originated from msgctl)".
+    static const char marker[] = "(originated from ";
+    PyObject *text = PyObject_GetAttrString(exc, "strerror");
+    const char *s =
+        text != NULL && PyUnicode_Check(text) ? PyUnicode_AsUTF8(text) : NULL;
+    const char *origin = s != NULL ? strstr(s, marker) : NULL;
+    PyErr_Clear();
+    if (origin == NULL || !id_is_gone(origin + sizeof(marker) - 1, id)) {
+        Py_XDECREF(text);
+        return Py_NewRef(exc);
+    }
+    // The same message as any other error on this object, for EIDRM.
+    char syscall_name[16];
+    const char *name = origin + sizeof(marker) - 1;
+    size_t len = strcspn(name, ")");
+    if (len >= sizeof syscall_name) {
+        len = sizeof syscall_name - 1;
+    }
+    memcpy(syscall_name, name, len);
+    syscall_name[len] = '\0';
+    Py_DECREF(text);
+    return make_ipc_error(st, EIDRM, syscall_name, "id", id);
+}
+
+/* removed_error applied to the error of a C method on a handle's id:
+ * passes result through. */
+static PyObject *
+removed_if_invalid(module_state *st, PyObject *result, int id)
 {
     if (result != NULL || !PyErr_ExceptionMatches(PyExc_OSError)) {
         return result;
@@ -2115,32 +2750,47 @@ removed_if_invalid(module_state *st, PyObject *result)
     PyObject *type, *value, *tb;
     PyErr_Fetch(&type, &value, &tb);
     PyErr_NormalizeException(&type, &value, &tb);
-    PyObject *code = value ? PyObject_GetAttrString(value, "errno") : NULL;
-    long err = code != NULL && PyLong_Check(code) ? PyLong_AsLong(code) : -1;
-    Py_XDECREF(code);
-    if (err != EINVAL) {
-        PyErr_Clear();
-        PyErr_Restore(type, value, tb);
+    PyObject *removed = value ? removed_error(st, value, id) : NULL;
+    if (removed == NULL || removed == value) {
+        Py_XDECREF(removed);
+        PyErr_Restore(type, value, tb); // the original error stands
         return NULL;
     }
-    PyObject *text = PyObject_GetAttrString(value, "strerror");
-    const char *s =
-        text != NULL && PyUnicode_Check(text) ? PyUnicode_AsUTF8(text) : NULL;
-    const char *origin = s != NULL ? strstr(s, "(originated from ") : NULL;
-    PyErr_Clear();
-    PyObject *exc_args = Py_BuildValue(
-        "(iN)", EIDRM,
-        origin != NULL ? PyUnicode_FromFormat("Identifier removed %s", origin)
-                       : PyUnicode_FromString("Identifier removed"));
-    Py_XDECREF(text);
+    PyErr_SetObject((PyObject *)Py_TYPE(removed), removed);
+    Py_DECREF(removed);
     Py_XDECREF(type);
     Py_XDECREF(value);
     Py_XDECREF(tb);
-    if (exc_args != NULL) {
-        PyErr_SetObject(st->IdentifierRemovedError, exc_args);
-        Py_DECREF(exc_args);
-    }
     return NULL;
+}
+
+PyDoc_STRVAR(
+    removed_error_doc,
+    "_removed_error(exc, id, /)\n--\n\n"
+    "The error a handle method raises for exc, an error of a call on the\n"
+    "handle's id: IdentifierRemovedError if exc is EINVAL and the id names\n"
+    "no object any more, else exc itself (sysvipc's handles use it).");
+
+static PyObject *
+sysvipc_removed_error(PyObject *module, PyObject *const *args,
+                      Py_ssize_t nargs)
+{
+    int id;
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError,
+                     "_removed_error() takes 2 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    if (!PyExceptionInstance_Check(args[0])) {
+        PyErr_Format(PyExc_TypeError,
+                     "_removed_error() takes an exception, not %.100s",
+                     Py_TYPE(args[0])->tp_name);
+        return NULL;
+    }
+    if (to_int(args[1], "id", INT_MIN, INT_MAX, &id) < 0) {
+        return NULL;
+    }
+    return removed_error(get_state(module), args[0], id);
 }
 
 static PyObject *
@@ -2191,9 +2841,12 @@ mq_send(HandleCore *self, PyObject *const *args, Py_ssize_t nargs,
     if (st == NULL) {
         return NULL;
     }
-    return removed_if_invalid(st, msgsnd_impl(st, self->id, a[0], (long)mtype,
-                                              block ? 0 : IPC_NOWAIT,
-                                              has_deadline, deadline));
+    int msqid = self->id;
+    return removed_if_invalid(st,
+                              msgsnd_impl(st, msqid, a[0], (long)mtype,
+                                          block ? 0 : IPC_NOWAIT, has_deadline,
+                                          deadline),
+                              msqid);
 }
 
 static int
@@ -2255,9 +2908,12 @@ mq_receive(HandleCore *self, PyObject *const *args, Py_ssize_t nargs,
     if (st == NULL) {
         return NULL;
     }
-    return removed_if_invalid(st, msgrcv_impl(st, self->id, (size_t)max_size,
-                                              (long)mtype, &self->hint, flags,
-                                              has_deadline, deadline));
+    int msqid = self->id;
+    return removed_if_invalid(st,
+                              msgrcv_impl(st, msqid, (size_t)max_size,
+                                          (long)mtype, &self->hint, flags,
+                                          has_deadline, deadline),
+                              msqid);
 }
 
 PyDoc_STRVAR(
@@ -2295,9 +2951,12 @@ mq_receive_into(HandleCore *self, PyObject *const *args, Py_ssize_t nargs,
     if (st == NULL) {
         return NULL;
     }
+    int msqid = self->id;
     return removed_if_invalid(
-        st, msgrcv_into_impl(st, self->id, a[0], (long)mtype, &self->hint,
-                             flags, has_deadline, deadline, "receive_into"));
+        st,
+        msgrcv_into_impl(st, msqid, a[0], (long)mtype, &self->hint, flags,
+                         has_deadline, deadline, "receive_into"),
+        msqid);
 }
 
 static PyMethodDef mq_methods[] = {
@@ -2344,12 +3003,24 @@ static PyType_Spec semset_spec = {
     .slots = semset_slots,
 };
 
-/* One semaphore of a set: the base of sysvipc.Semaphore. */
+/* One semaphore of a set: the base of sysvipc.Semaphore.  Both fields are
+ * set once (by Semaphore.__init__) and never change or go while the object
+ * lives: the C methods rely on them. */
 typedef struct {
     PyObject_HEAD
-    PyObject *set; // a SemaphoreSetBase
-    int index;
+    PyObject *set; // a SemaphoreSetBase, or NULL until set
+    int index;     // 0..USHRT_MAX, or -1 until set
 } SemaphoreCore;
+
+static PyObject *
+sem_core_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    SemaphoreCore *self = (SemaphoreCore *)type->tp_alloc(type, 0);
+    if (self != NULL) {
+        self->index = -1;
+    }
+    return (PyObject *)self;
+}
 
 static int
 sem_core_traverse(SemaphoreCore *self, visitproc visit, void *arg)
@@ -2376,53 +3047,112 @@ sem_core_dealloc(SemaphoreCore *self)
     Py_DECREF(tp);
 }
 
-static PyMemberDef sem_core_members[] = {
-    {"_set", T_OBJECT_EX, offsetof(SemaphoreCore, set), 0,
-     "The SemaphoreSet."},
-    {"_index", T_INT, offsetof(SemaphoreCore, index), 0,
-     "The index in the set."},
-    {NULL, 0, 0, 0, NULL},
+static PyObject *
+sem_core_get_set(SemaphoreCore *self, void *Py_UNUSED(c))
+{
+    if (self->set == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "_set");
+        return NULL;
+    }
+    return Py_NewRef(self->set);
+}
+
+static int
+sem_core_set_set(SemaphoreCore *self, PyObject *value, void *Py_UNUSED(c))
+{
+    if (value == NULL || self->set != NULL) {
+        PyErr_SetString(PyExc_AttributeError,
+                        "_set is set once and never deleted");
+        return -1;
+    }
+    module_state *st = get_state_by_type(Py_TYPE(self));
+    if (st == NULL) {
+        return -1;
+    }
+    if (!PyObject_TypeCheck(value, st->SemaphoreSetBaseType)) {
+        PyErr_Format(PyExc_TypeError,
+                     "_set must be a SemaphoreSet, not %.100s",
+                     Py_TYPE(value)->tp_name);
+        return -1;
+    }
+    self->set = Py_NewRef(value);
+    return 0;
+}
+
+static PyObject *
+sem_core_get_index(SemaphoreCore *self, void *Py_UNUSED(c))
+{
+    return PyLong_FromLong(self->index);
+}
+
+static int
+sem_core_set_index(SemaphoreCore *self, PyObject *value, void *Py_UNUSED(c))
+{
+    int index;
+    if (value == NULL || self->index >= 0) {
+        PyErr_SetString(PyExc_AttributeError,
+                        "_index is set once and never deleted");
+        return -1;
+    }
+    if (to_int(value, "_index", 0, USHRT_MAX, &index) < 0) {
+        return -1;
+    }
+    if (self->index >= 0) { // set by __index__ meanwhile
+        PyErr_SetString(PyExc_AttributeError, "_index is set once");
+        return -1;
+    }
+    self->index = index;
+    return 0;
+}
+
+static PyGetSetDef sem_core_getset[] = {
+    {"_set", (getter)sem_core_get_set, (setter)sem_core_set_set,
+     "The SemaphoreSet (set once).", NULL},
+    {"_index", (getter)sem_core_get_index, (setter)sem_core_set_index,
+     "The index in the set (set once).", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
 };
 
-/* The open set's id, or -1 with an exception set. */
-static int
-sem_core_semid(SemaphoreCore *self, module_state *st)
+/*
+ * The open set (a new reference) and its id, or NULL with an exception set.
+ * Call it after the last argument conversion: those can run Python code,
+ * which may close the set.
+ */
+static PyObject *
+sem_core_open_set(SemaphoreCore *self, module_state *st, int *semid)
 {
     PyObject *set = self->set;
-    if (set == NULL || !PyObject_TypeCheck(set, st->SemaphoreSetBaseType)) {
+    if (set == NULL || self->index < 0 ||
+        !PyObject_TypeCheck(set, st->SemaphoreSetBaseType)) {
         PyErr_SetString(PyExc_TypeError, "a Semaphore needs its set");
-        return -1;
+        return NULL;
     }
     if (((HandleCore *)set)->closed) {
-        closed_error("semaphore set");
-        return -1;
+        // The set's own message (SemaphoreSet._raise_closed) says more.
+        PyObject *r = PyObject_CallMethod(set, "_raise_closed", NULL);
+        Py_XDECREF(r);
+        if (!PyErr_Occurred()) {
+            closed_error("semaphore set");
+        }
+        return NULL;
     }
-    return ((HandleCore *)set)->id;
+    *semid = ((HandleCore *)set)->id;
+    return Py_NewRef(set);
 }
 
 /* One operation on this semaphore, with SemaphoreSet's error meanings. */
 static int
-sem_core_op(SemaphoreCore *self, module_state *st, int semid, int delta,
-            int flags, int has_deadline, int64_t deadline)
+sem_core_op(SemaphoreCore *self, module_state *st, PyObject *set, int semid,
+            int delta, int flags, int has_deadline, int64_t deadline)
 {
     struct sembuf op = {(unsigned short)self->index, (short)delta,
                         (short)flags};
     int err;
-    fast_hint *hint = &((HandleCore *)self->set)->hint;
+    fast_hint *hint = &((HandleCore *)set)->hint;
     if (semop_core(semid, &op, 1, has_deadline, deadline, hint, &err) == 0) {
         return 0;
     }
-    if (err == EINVAL) {
-        // Every argument was checked: the id no longer names a set.
-        PyObject *exc_args = Py_BuildValue(
-            "(iN)", EIDRM,
-            PyUnicode_FromFormat("semaphore set %d was removed", semid));
-        if (exc_args != NULL) {
-            PyErr_SetObject(st->IdentifierRemovedError, exc_args);
-            Py_DECREF(exc_args);
-        }
-    }
-    else if (err == ERANGE) {
+    if (err == ERANGE) {
         PyErr_Format(PyExc_ValueError,
                      "the operation would take a value of semaphore set %d "
                      "above SEMVMX (%d), or its undo adjustment beyond "
@@ -2430,7 +3160,8 @@ sem_core_op(SemaphoreCore *self, module_state *st, int semid, int delta,
                      semid, SEMVMX, SEMVMX, SEMVMX);
     }
     else if (err != 0) {
-        raise_errno(st, err, has_deadline ? "semtimedop" : "semop");
+        raise_errno(st, err, has_deadline ? "semtimedop" : "semop", semid);
+        removed_if_invalid(st, NULL, semid); // the handles' one rule
     }
     return -1;
 }
@@ -2449,11 +3180,12 @@ PyDoc_STRVAR(
     sem_acquire_doc,
     "acquire($self, /, n=1, *, block=True, timeout=None, undo=False)\n--\n\n"
     "Subtract n (1..32767), waiting while the value is below n.\n\n"
-    "Returns True once done (like threading.Lock.acquire); never returns\n"
-    "False: block=False raises BlockingIOError when it would wait, and a\n"
-    "timeout (seconds) that expires raises TimeoutError.  Removing the set\n"
-    "wakes the wait with sysvipc.IdentifierRemovedError.  undo=True adds\n"
-    "SEM_UNDO: the kernel reverses the change when this process exits.");
+    "Returns True if it subtracted, False if it did not, as\n"
+    "threading.Semaphore.acquire does: False when the timeout (seconds)\n"
+    "expired, or with block=False when it would have had to wait; the value\n"
+    "is then unchanged.  Removing the set wakes the wait with\n"
+    "sysvipc.IdentifierRemovedError.  undo=True adds SEM_UNDO: the kernel\n"
+    "reverses the change when this process exits.");
 
 static PyObject *
 sem_acquire(SemaphoreCore *self, PyObject *const *args, Py_ssize_t nargs,
@@ -2468,9 +3200,9 @@ sem_acquire(SemaphoreCore *self, PyObject *const *args, Py_ssize_t nargs,
         parse_args("acquire", args, nargs, kwnames, names, 4, 1, 0, a) < 0) {
         return NULL;
     }
-    int semid = sem_core_semid(self, st);
-    if (semid < 0 || sem_count_arg(a[0], &n) < 0 ||
-        (block = opt_bool(a[1], 1)) < 0 || (undo = opt_bool(a[3], 0)) < 0 ||
+    // Arguments first: converting them can run Python code.
+    if (sem_count_arg(a[0], &n) < 0 || (block = opt_bool(a[1], 1)) < 0 ||
+        (undo = opt_bool(a[3], 0)) < 0 ||
         parse_timeout(a[2], &has_deadline, &deadline) < 0) {
         return NULL;
     }
@@ -2479,8 +3211,31 @@ sem_acquire(SemaphoreCore *self, PyObject *const *args, Py_ssize_t nargs,
                         "a timeout makes no sense with block=False");
         return NULL;
     }
+    int semid;
+    PyObject *set = sem_core_open_set(self, st, &semid);
+    if (set == NULL) {
+        return NULL;
+    }
     int flags = (block ? 0 : IPC_NOWAIT) | (undo ? SEM_UNDO : 0);
-    if (sem_core_op(self, st, semid, -n, flags, has_deadline, deadline) < 0) {
+    int rc =
+        sem_core_op(self, st, set, semid, -n, flags, has_deadline, deadline);
+    Py_DECREF(set);
+    if (rc < 0) {
+        // Like threading.Semaphore.acquire: not acquired is False, not an
+        // error (EAGAIN with block=False, or the timeout expired).
+        // OSError(EAGAIN, ...) becomes BlockingIOError once normalised.
+        PyObject *type, *value, *tb;
+        PyErr_Fetch(&type, &value, &tb);
+        PyErr_NormalizeException(&type, &value, &tb);
+        if (value != NULL &&
+            (PyErr_GivenExceptionMatches(value, PyExc_TimeoutError) ||
+             PyErr_GivenExceptionMatches(value, PyExc_BlockingIOError))) {
+            Py_XDECREF(type);
+            Py_XDECREF(value);
+            Py_XDECREF(tb);
+            Py_RETURN_FALSE;
+        }
+        PyErr_Restore(type, value, tb);
         return NULL;
     }
     Py_RETURN_TRUE;
@@ -2505,23 +3260,41 @@ sem_release(SemaphoreCore *self, PyObject *const *args, Py_ssize_t nargs,
         parse_args("release", args, nargs, kwnames, names, 2, 1, 0, a) < 0) {
         return NULL;
     }
-    int semid = sem_core_semid(self, st);
-    if (semid < 0 || sem_count_arg(a[0], &n) < 0 ||
-        (undo = opt_bool(a[1], 0)) < 0) {
+    if (sem_count_arg(a[0], &n) < 0 || (undo = opt_bool(a[1], 0)) < 0) {
         return NULL;
     }
-    if (sem_core_op(self, st, semid, n, undo ? SEM_UNDO : 0, 0, 0) < 0) {
+    int semid;
+    PyObject *set = sem_core_open_set(self, st, &semid);
+    if (set == NULL) {
+        return NULL;
+    }
+    int rc = sem_core_op(self, st, set, semid, n, undo ? SEM_UNDO : 0, 0, 0);
+    Py_DECREF(set);
+    if (rc < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
 }
 
+/* One SEM_UNDO operation of delta, for the with-lock. */
+static int
+sem_lock_op(SemaphoreCore *self, int delta)
+{
+    module_state *st = get_state_by_type(Py_TYPE(self));
+    int semid;
+    PyObject *set = st ? sem_core_open_set(self, st, &semid) : NULL;
+    if (set == NULL) {
+        return -1;
+    }
+    int rc = sem_core_op(self, st, set, semid, delta, SEM_UNDO, 0, 0);
+    Py_DECREF(set);
+    return rc;
+}
+
 static PyObject *
 sem_enter(SemaphoreCore *self, PyObject *Py_UNUSED(ignored))
 {
-    module_state *st = get_state_by_type(Py_TYPE(self));
-    int semid = st ? sem_core_semid(self, st) : -1;
-    if (semid < 0 || sem_core_op(self, st, semid, -1, SEM_UNDO, 0, 0) < 0) {
+    if (sem_lock_op(self, -1) < 0) {
         return NULL;
     }
     return Py_NewRef(self);
@@ -2530,9 +3303,7 @@ sem_enter(SemaphoreCore *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 sem_exit(SemaphoreCore *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    module_state *st = get_state_by_type(Py_TYPE(self));
-    int semid = st ? sem_core_semid(self, st) : -1;
-    if (semid < 0 || sem_core_op(self, st, semid, 1, SEM_UNDO, 0, 0) < 0) {
+    if (sem_lock_op(self, 1) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
@@ -2552,10 +3323,11 @@ static PyMethodDef sem_core_methods[] = {
 };
 
 static PyType_Slot sem_core_slots[] = {
+    {Py_tp_new, sem_core_new},
     {Py_tp_dealloc, sem_core_dealloc},
     {Py_tp_traverse, sem_core_traverse},
     {Py_tp_clear, sem_core_clear},
-    {Py_tp_members, sem_core_members},
+    {Py_tp_getset, sem_core_getset},
     {Py_tp_methods, sem_core_methods},
     {Py_tp_doc, (void *)"Base of sysvipc.Semaphore: acquire, release and "
                         "the with-lock in C."},
@@ -2585,37 +3357,49 @@ typedef struct {
     PyObject_HEAD
     char *addr; // NULL once detached
     Py_ssize_t size;
-    Py_ssize_t exports; // buffer views alive, plus copies in progress
+    Py_ssize_t exports; // buffer views alive
+    // Large copies in progress (GIL released), counted in the process that
+    // makes them: a child forked meanwhile has none (see copy_begin).
+    Py_ssize_t copies;
+    unsigned long copies_generation;
     int shmid;
     int readonly;
     // After detach(): the anonymous mapping that took the segment's place,
     // unmapped in dealloc (see attachment_detach).
     void *placeholder;
     size_t placeholder_size;
-    // The closed SharedMemory handle that may still be used through bare
-    // references (see handle_close); borrowed, cleared by whichever of the
-    // two objects dies first.
-    struct HandleObject *orphan_handle;
     PyObject *weakreflist;
 } AttachmentObject;
 
-/* The SharedMemory base (see its section below); declared here because an
- * Attachment hands its placeholder over to an orphaning handle. */
-typedef struct HandleObject {
-    PyObject_HEAD
-    PyObject *attachment; // an Attachment, or NULL
-    int closed;
-    // Set once a buffer was exported through the handle itself: from then
-    // on some consumer may keep a bare reference to the handle and use the
-    // address without holding an export (numpy's ndarray(buffer=shm)).
-    int exported;
-    // After close(), the Attachment it let go of (borrowed), and then the
-    // memory that Attachment left at the address, to unmap in dealloc.
-    AttachmentObject *orphaned_attachment;
-    void *leftover;
-    size_t leftover_size;
-    int leftover_is_segment; // 1: still the segment itself (shmdt it)
-} HandleObject;
+/*
+ * A copy made with the GIL released keeps the mapping from being detached
+ * under it.  The count is per process: the thread making the copy does not
+ * exist in a child forked meanwhile, so there the copy never ends and must
+ * not count (fork_generation changes in every forked child).
+ */
+static void
+copy_begin(AttachmentObject *self)
+{
+    if (self->copies_generation != fork_generation) {
+        self->copies = 0; // the parent's copies, inherited by fork
+        self->copies_generation = fork_generation;
+    }
+    self->copies++;
+}
+
+static void
+copy_end(AttachmentObject *self)
+{
+    if (self->copies_generation == fork_generation) {
+        self->copies--;
+    }
+}
+
+static Py_ssize_t
+copies_in_flight(AttachmentObject *self)
+{
+    return self->copies_generation == fork_generation ? self->copies : 0;
+}
 
 static int
 attachment_check_open(AttachmentObject *self)
@@ -2720,32 +3504,9 @@ attachment_dealloc(AttachmentObject *self)
     if (self->weakreflist != NULL) {
         PyObject_ClearWeakRefs((PyObject *)self);
     }
-    HandleObject *handle = self->orphan_handle;
-    if (handle != NULL) {
-        // A closed handle that exported buffers lives on: bare references
-        // to it may still read the address.  Leave the placeholder there
-        // (the segment itself if that fails) and give it to the handle.
-        int err;
-        handle->orphaned_attachment = NULL;
-        self->orphan_handle = NULL;
-        if (self->addr != NULL) {
-            char *addr = self->addr;
-            size_t size = (size_t)self->size;
-            if (attachment_detach_now(self, 0, &err) < 0) {
-                self->addr = NULL; // keep the segment mapped: no crash
-                handle->leftover = addr;
-                handle->leftover_size = size;
-                handle->leftover_is_segment = 1;
-            }
-        }
-        if (self->placeholder != NULL) {
-            handle->leftover = self->placeholder;
-            handle->leftover_size = self->placeholder_size;
-            handle->leftover_is_segment = 0;
-            self->placeholder = NULL;
-        }
-    }
-    // Otherwise nothing can reach the memory any more: shmdt is safe.
+    // Every view holds a reference, and a closed SharedMemory handle that
+    // exported keeps its own (see handle_close): nothing reaches the
+    // memory any more, so shmdt is safe.
     if (self->addr != NULL) {
         char *addr = self->addr;
         self->addr = NULL;
@@ -2787,26 +3548,53 @@ attachment_detach(AttachmentObject *self, PyObject *Py_UNUSED(ignored))
                      self->exports);
         return NULL;
     }
+    if (copies_in_flight(self) > 0) {
+        PyErr_SetString(PyExc_BufferError,
+                        "cannot detach: another thread is copying to or "
+                        "from the segment");
+        return NULL;
+    }
     int err;
     if (attachment_detach_now(self, 1, &err) < 0) {
         module_state *st = get_state_by_type(Py_TYPE(self));
-        return st ? raise_errno(st, err, "shmdt") : NULL;
+        return st ? raise_errno(st, err, "shmdt", self->shmid) : NULL;
     }
     Py_RETURN_NONE;
 }
 
-/* Validate [offset, offset + *size) within the mapping; -1 size = to end. */
+/*
+ * Convert offset and size arguments (size -1: to the end).  This can run
+ * Python code (__index__), which may detach the mapping: read nothing of
+ * the mapping here, validate with attachment_bounds after the last such
+ * call.
+ */
 static int
-attachment_range(AttachmentObject *self, PyObject *offset_obj,
-                 PyObject *size_obj, Py_ssize_t *offset, Py_ssize_t *size)
+attachment_range_args(PyObject *offset_obj, PyObject *size_obj, long long *off,
+                      long long *sz)
 {
-    long long off = 0, sz = -1;
+    *off = 0;
+    *sz = -1;
     if (offset_obj != NULL &&
-        to_llong(offset_obj, "offset", 0, PY_SSIZE_T_MAX, &off) < 0) {
+        to_llong(offset_obj, "offset", 0, PY_SSIZE_T_MAX, off) < 0) {
         return -1;
     }
     if (size_obj != NULL && size_obj != Py_None &&
-        to_llong(size_obj, "size", 0, PY_SSIZE_T_MAX, &sz) < 0) {
+        to_llong(size_obj, "size", 0, PY_SSIZE_T_MAX, sz) < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * Check that the mapping is attached and [off, off + sz) lies inside it
+ * (sz -1: to the end).  Runs no Python code: call it after everything that
+ * can, right before using self->addr.
+ */
+static int
+attachment_bounds(AttachmentObject *self, long long off, long long sz,
+                  Py_ssize_t *offset, Py_ssize_t *size)
+{
+    if (attachment_check_open(self) < 0) {
         return -1;
     }
     if (off > self->size) {
@@ -2829,17 +3617,16 @@ attachment_range(AttachmentObject *self, PyObject *offset_obj,
     return 0;
 }
 
-/* memcpy, with the GIL released for large copies.  Holds an export so the
- * mapping cannot be detached under the copy. */
+/* memcpy, with the GIL released for large copies. */
 static void
 attachment_copy(AttachmentObject *self, void *dst, const void *src, size_t n)
 {
     if (n >= GIL_RELEASE_COPY_SIZE) {
-        self->exports++;
+        copy_begin(self);
         Py_BEGIN_ALLOW_THREADS
         memcpy(dst, src, n);
         Py_END_ALLOW_THREADS
-        self->exports--;
+        copy_end(self);
     }
     else if (n > 0) {
         memcpy(dst, src, n);
@@ -2857,14 +3644,20 @@ attachment_read(AttachmentObject *self, PyObject *const *args,
 {
     static const char *const names[] = {"size", "offset"};
     PyObject *a[2];
+    long long off, sz;
     Py_ssize_t offset, size;
     if (parse_args("read", args, nargs, kwnames, names, 2, 2, 0, a) < 0 ||
-        attachment_check_open(self) < 0 ||
-        attachment_range(self, a[1], a[0], &offset, &size) < 0) {
+        attachment_range_args(a[1], a[0], &off, &sz) < 0 ||
+        attachment_bounds(self, off, sz, &offset, &size) < 0) {
         return NULL;
     }
     PyObject *result = PyBytes_FromStringAndSize(NULL, size);
     if (result == NULL) {
+        return NULL;
+    }
+    // Allocating runs no Python code today; check again all the same.
+    if (attachment_bounds(self, off, size, &offset, &size) < 0) {
+        Py_DECREF(result);
         return NULL;
     }
     attachment_copy(self, PyBytes_AS_STRING(result), self->addr + offset,
@@ -2883,20 +3676,19 @@ attachment_read_into(AttachmentObject *self, PyObject *const *args,
 {
     static const char *const names[] = {"buffer", "offset"};
     PyObject *a[2];
+    long long off, sz;
     Py_ssize_t offset, avail;
     if (parse_args("read_into", args, nargs, kwnames, names, 2, 2, 1, a) < 0 ||
-        attachment_check_open(self) < 0 ||
-        attachment_range(self, a[1], NULL, &offset, &avail) < 0) {
+        attachment_range_args(a[1], NULL, &off, &sz) < 0) {
         return NULL;
     }
+    // Getting the buffer can run Python code (__buffer__, PEP 688) that
+    // detaches this mapping: validate only after it.
     Py_buffer view;
     if (get_writable_buffer(a[0], &view, "read_into") < 0) {
         return NULL;
     }
-    // Getting the buffer may have run Python code (__buffer__) that
-    // detached this attachment: check again.
-    if (attachment_check_open(self) < 0 ||
-        attachment_range(self, a[1], NULL, &offset, &avail) < 0) {
+    if (attachment_bounds(self, off, sz, &offset, &avail) < 0) {
         PyBuffer_Release(&view);
         return NULL;
     }
@@ -2924,10 +3716,10 @@ attachment_write(AttachmentObject *self, PyObject *const *args,
 {
     static const char *const names[] = {"data", "offset"};
     PyObject *a[2];
+    long long off, sz;
     Py_ssize_t offset, avail;
     if (parse_args("write", args, nargs, kwnames, names, 2, 2, 1, a) < 0 ||
-        attachment_check_open(self) < 0 ||
-        attachment_range(self, a[1], NULL, &offset, &avail) < 0) {
+        attachment_range_args(a[1], NULL, &off, &sz) < 0) {
         return NULL;
     }
     if (self->readonly) {
@@ -2935,14 +3727,12 @@ attachment_write(AttachmentObject *self, PyObject *const *args,
                         "the segment is attached read-only");
         return NULL;
     }
+    // As in read_into: the buffer's __buffer__ may detach this mapping.
     Py_buffer view;
     if (PyObject_GetBuffer(a[0], &view, PyBUF_SIMPLE) < 0) {
         return NULL;
     }
-    // Getting the buffer may have run Python code (__buffer__) that
-    // detached this attachment: check again.
-    if (attachment_check_open(self) < 0 ||
-        attachment_range(self, a[1], NULL, &offset, &avail) < 0) {
+    if (attachment_bounds(self, off, sz, &offset, &avail) < 0) {
         PyBuffer_Release(&view);
         return NULL;
     }
@@ -2958,11 +3748,11 @@ attachment_write(AttachmentObject *self, PyObject *const *args,
         char *dst = self->addr + offset;
         const void *src = view.buf;
         size_t n = (size_t)view.len;
-        self->exports++;
+        copy_begin(self);
         Py_BEGIN_ALLOW_THREADS
         memmove(dst, src, n);
         Py_END_ALLOW_THREADS
-        self->exports--;
+        copy_end(self);
     }
     else if (view.len > 0) {
         memmove(self->addr + offset, view.buf, (size_t)view.len);
@@ -3091,9 +3881,20 @@ static PyType_Spec attachment_spec = {
  * sysvipc.SharedMemory derives from this type, which gives it the buffer
  * protocol on every Python version (a Python-level __buffer__ needs 3.12).
  * Its views are the Attachment's: getbuffer forwards, so every view holds a
- * reference to the Attachment, not to the handle.  Closing the handle only
- * drops its own reference; the mapping goes when the last view does.
+ * reference to the Attachment, not to the handle.  Closing the handle drops
+ * its own reference (unless bare references may use it: see handle_close);
+ * the mapping goes when the last view does.
  */
+typedef struct {
+    PyObject_HEAD
+    PyObject *attachment; // an Attachment, or NULL
+    int closed;
+    // Set once a buffer was exported through the handle itself: from then
+    // on some consumer may keep a bare reference to the handle and use the
+    // address without holding an export (numpy's ndarray(buffer=shm)).
+    int exported;
+} HandleObject;
+
 static int
 handle_getbuffer(HandleObject *self, Py_buffer *view, int flags)
 {
@@ -3113,13 +3914,13 @@ PyDoc_STRVAR(
     "Close the handle's hold on the mapping (see SharedMemory.close).");
 
 /*
- * Closing a handle drops its reference to the Attachment: the mapping goes
- * with the last view, since every view holds the Attachment.  A handle that
- * exported buffers itself may also be held by bare references that use the
- * address without any export (numpy's ndarray(buffer=shm)); for those the
- * Attachment, when it goes, leaves its zero-filled placeholder at the
- * address and hands it to the handle, which unmaps it in its own dealloc.
- * Either way shm_nattch falls as soon as no view is left.
+ * Closing a handle ends it: it exports nothing more and its methods raise.
+ * Its mapping goes with the last view, since every view holds the
+ * Attachment, with one exception: a handle that exported a buffer itself
+ * may also be held by bare references that use the address without an
+ * export (numpy's ndarray(buffer=shm) keeps only the handle).  Such a
+ * handle keeps its Attachment, and so the real mapping, until the handle
+ * itself is collected: nothing ever swaps memory under a live reference.
  */
 static PyObject *
 handle_close(HandleObject *self, PyObject *Py_UNUSED(ignored))
@@ -3128,15 +3929,9 @@ handle_close(HandleObject *self, PyObject *Py_UNUSED(ignored))
         Py_RETURN_NONE;
     }
     self->closed = 1;
-    if (self->attachment == NULL) {
-        Py_RETURN_NONE;
+    if (!self->exported) {
+        Py_CLEAR(self->attachment); // may detach right now
     }
-    if (self->exported) {
-        AttachmentObject *att = (AttachmentObject *)self->attachment;
-        att->orphan_handle = self;
-        self->orphaned_attachment = att;
-    }
-    Py_CLEAR(self->attachment); // may detach right now
     Py_RETURN_NONE;
 }
 
@@ -3164,33 +3959,17 @@ handle_traverse(HandleObject *self, visitproc visit, void *arg)
     return 0;
 }
 
-static int
-handle_clear(HandleObject *self)
-{
-    Py_CLEAR(self->attachment);
-    return 0;
-}
-
+/*
+ * No tp_clear: the Attachment references nothing, so the handle's edge to
+ * it is never part of a cycle, and it must outlive every object that can
+ * still reach the handle.  It goes in dealloc.
+ */
 static void
 handle_dealloc(HandleObject *self)
 {
     PyTypeObject *tp = Py_TYPE(self);
     PyObject_GC_UnTrack(self);
-    handle_clear(self);
-    // Nothing holds this handle any more, so nothing reads through it.
-    if (self->orphaned_attachment != NULL) {
-        self->orphaned_attachment->orphan_handle = NULL;
-        self->orphaned_attachment = NULL;
-    }
-    if (self->leftover != NULL) {
-        if (self->leftover_is_segment) {
-            shmdt(self->leftover);
-        }
-        else {
-            munmap(self->leftover, self->leftover_size);
-        }
-        self->leftover = NULL;
-    }
+    Py_CLEAR(self->attachment); // detaches if no view is left
     tp->tp_free(self);
     Py_DECREF(tp);
 }
@@ -3204,10 +3983,11 @@ handle_get_attachment(HandleObject *self, void *Py_UNUSED(c))
     return Py_NewRef(self->attachment);
 }
 
+/* Set once, never deleted: handle_getbuffer and close rely on it. */
 static int
 handle_set_attachment(HandleObject *self, PyObject *value, void *Py_UNUSED(c))
 {
-    if (self->closed || self->attachment != NULL) {
+    if (value == NULL || self->closed || self->attachment != NULL) {
         PyErr_SetString(PyExc_AttributeError,
                         "_attachment is set once, before the handle is used");
         return -1;
@@ -3237,7 +4017,6 @@ static PyGetSetDef handle_getset[] = {
 static PyType_Slot handle_slots[] = {
     {Py_tp_dealloc, handle_dealloc},
     {Py_tp_traverse, handle_traverse},
-    {Py_tp_clear, handle_clear},
     {Py_tp_getset, handle_getset},
     {Py_tp_methods, handle_methods},
     {Py_tp_doc, (void *)"Base of sysvipc.SharedMemory: exports its "
@@ -3306,7 +4085,7 @@ sysvipc_shmget(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
     }
     int id = shmget(key, (size_t)size, flags | mode);
     if (id < 0) {
-        return raise_errno(get_state(module), errno, "shmget");
+        return raise_errno_key(get_state(module), errno, "shmget", key);
     }
     return PyLong_FromLong(id);
 }
@@ -3340,11 +4119,12 @@ sysvipc_shmat(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
     self->addr = NULL;
     self->size = 0;
     self->exports = 0;
+    self->copies = 0;
+    self->copies_generation = fork_generation;
     self->shmid = shmid;
     self->readonly = (flags & SHM_RDONLY) != 0;
     self->placeholder = NULL;
     self->placeholder_size = 0;
-    self->orphan_handle = NULL;
     self->weakreflist = NULL;
     PyObject_GC_Track(self);
 
@@ -3352,7 +4132,7 @@ sysvipc_shmat(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
     if (addr == (void *)-1) {
         int err = errno;
         Py_DECREF(self);
-        return raise_errno(st, err, "shmat");
+        return raise_errno(st, err, "shmat", shmid);
     }
     // The size, which cannot change once the segment exists.  Attaching
     // needed read permission, which is all IPC_STAT needs.
@@ -3361,7 +4141,7 @@ sysvipc_shmat(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
         int err = errno;
         shmdt(addr);
         Py_DECREF(self);
-        return raise_errno(st, err, "shmctl");
+        return raise_errno(st, err, "shmctl", shmid);
     }
     if (ds.shm_segsz > (size_t)PY_SSIZE_T_MAX) {
         shmdt(addr);
@@ -3426,7 +4206,7 @@ sysvipc_shmctl(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
 #endif
         rc = shmctl(shmid, cmd, &ds);
         if (rc < 0) {
-            return raise_errno(st, errno, "shmctl");
+            return raise_errno(st, errno, "shmctl", shmid);
         }
         if (cmd == IPC_STAT) {
             return build_shmid_ds(&ds);
@@ -3439,13 +4219,13 @@ sysvipc_shmctl(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
             return NULL;
         }
         if (shm_stat_for_set(shmid, &ds) < 0) {
-            return raise_errno(st, errno, "shmctl");
+            return raise_errno(st, errno, "shmctl", shmid);
         }
         if (apply_perm_changes(a[2], 3, &ds.shm_perm, NULL) < 0) {
             return NULL;
         }
         if (shmctl(shmid, IPC_SET, &ds) < 0) {
-            return raise_errno(st, errno, "shmctl");
+            return raise_errno(st, errno, "shmctl", shmid);
         }
         Py_RETURN_NONE;
     case IPC_RMID:
@@ -3456,7 +4236,7 @@ sysvipc_shmctl(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
         err = errno;
         Py_END_ALLOW_THREADS
         if (rc < 0) {
-            return raise_errno(st, err, "shmctl");
+            return raise_errno(st, err, "shmctl", shmid);
         }
         Py_RETURN_NONE;
     case IPC_INFO: {
@@ -3464,7 +4244,7 @@ sysvipc_shmctl(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
         memset(&info, 0, sizeof(info));
         rc = shmctl(shmid, IPC_INFO, (struct shmid_ds *)(void *)&info);
         if (rc < 0) {
-            return raise_errno(st, errno, "shmctl");
+            return raise_errno(st, errno, "shmctl", shmid);
         }
         return Py_BuildValue("(iN)", rc, build_shminfo(&info));
     }
@@ -3474,7 +4254,7 @@ sysvipc_shmctl(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
         memset(&info, 0, sizeof(info));
         rc = shmctl(shmid, SHM_INFO, (struct shmid_ds *)(void *)&info);
         if (rc < 0) {
-            return raise_errno(st, errno, "shmctl");
+            return raise_errno(st, errno, "shmctl", shmid);
         }
         return Py_BuildValue("(iN)", rc, build_shm_info(&info));
     }
@@ -3495,6 +4275,10 @@ sysvipc_shmctl(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
 static PyMethodDef sysvipc_methods[] = {
     {"ftok", (PyCFunction)(void (*)(void))sysvipc_ftok, METH_FASTCALL,
      ftok_doc},
+    {"_removed_error", (PyCFunction)(void (*)(void))sysvipc_removed_error,
+     METH_FASTCALL, removed_error_doc},
+    {"canonical_key", (PyCFunction)sysvipc_canonical_key, METH_O,
+     canonical_key_doc},
     {"msgget", FASTCALL_KW(sysvipc_msgget), msgget_doc},
     {"msgsnd", FASTCALL_KW(sysvipc_msgsnd), msgsnd_doc},
     {"msgrcv", FASTCALL_KW(sysvipc_msgrcv), msgrcv_doc},
@@ -3571,7 +4355,7 @@ static const struct {
 #endif
     CONSTANT(SHM_HUGETLB),  CONSTANT(SHM_NORESERVE), CONSTANT(SHM_HUGE_SHIFT),
     CONSTANT(SHM_HUGE_2MB), CONSTANT(SHM_HUGE_1GB),  CONSTANT(SHM_R),
-    CONSTANT(SHM_W),
+    CONSTANT(SHM_W),        CONSTANT(KEY_MIN),       CONSTANT(KEY_MAX),
 };
 #undef CONSTANT
 
@@ -3598,6 +4382,10 @@ static int
 sysvipc_exec(PyObject *m)
 {
     module_state *st = get_state(m);
+
+    // Process state reset in forked children (pthread_atfork): set up
+    // before any copy or timed wait can start.
+    pthread_once(&watchdog_once, watchdog_setup);
 
     st->IdentifierRemovedError = PyErr_NewExceptionWithDoc(
         "sysvipc.IdentifierRemovedError",

@@ -112,7 +112,7 @@ def record(kind: str, ident: int, st: MsqidDs | SemidDs | ShmidDs) -> dict[str, 
         "kind": kind,
         "id": ident,
         "key": perm.key,
-        "key_hex": f"{perm.key & 0xFFFFFFFF:#010x}",
+        "key_hex": f"{perm.key:#010x}",
         "owner": _user_name(perm.uid),
         "uid": perm.uid,
         "gid": perm.gid,
@@ -190,42 +190,137 @@ def _table(rows: list[dict[str, Any]]) -> str:
     )
 
 
-def cmd_ls(args: argparse.Namespace) -> int:
+def _duration(text: str) -> float:
+    """``90``, ``90s``, ``15m``, ``2h``, ``3d``, ``1w``: seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+    number, unit = (text[:-1], text[-1]) if text[-1:] in units else (text, "s")
+    try:
+        seconds = float(number) * units[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a duration: {text!r} (use e.g. 90s, 15m, 2h, 3d, 1w)"
+        ) from None
+    if not seconds >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"a duration must be >= 0, got {text!r}")
+    return seconds
+
+
+def _alive(pid: int) -> bool:
+    """True if process ``pid`` exists (in this PID namespace)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def _user_pids(kind: str, ident: int, st: MsqidDs | SemidDs | ShmidDs) -> list[int] | None:
+    """The pids the kernel recorded as having used the object (None: unknown)."""
+    if isinstance(st, ShmidDs):
+        return [st.shm_cpid, st.shm_lpid]
+    if isinstance(st, MsqidDs):
+        return [st.msg_lspid, st.msg_lrpid]
+    try:
+        return [_c.semctl(ident, i, _c.GETPID) for i in range(st.sem_nsems)]
+    except OSError:
+        return None  # no read permission (or removed): not known to be orphaned
+
+
+def is_orphan(kind: str, ident: int, st: MsqidDs | SemidDs | ShmidDs) -> bool:
+    """No process that the kernel recorded as using the object is alive.
+
+    Shared memory: no attachment, and its creator and last attacher are gone.
+    Message queues: the last sender and last receiver are gone (or never
+    were).  Semaphore sets: the last process to operate on each semaphore is
+    gone.  Pids are judged in this PID namespace.
+    """
+    if isinstance(st, ShmidDs) and st.shm_nattch != 0:
+        return False
+    pids = _user_pids(kind, ident, st)
+    return pids is not None and not any(_alive(pid) for pid in pids)
+
+
+def _change_time(st: MsqidDs | SemidDs | ShmidDs) -> int:
+    if isinstance(st, MsqidDs):
+        return st.msg_ctime
+    if isinstance(st, SemidDs):
+        return st.sem_ctime
+    return st.shm_ctime
+
+
+def _select(args: argparse.Namespace) -> list[tuple[str, int, MsqidDs | SemidDs | ShmidDs]]:
+    """The objects that pass every filter given (--kind, --owner, --key,
+    --orphans, --older-than), in kind then id order."""
     kinds = [args.kind] if args.kind else list(KINDS)
     owner = _uid(args.owner) if args.owner is not None else None
-    rows = []
+    key = _as_key(args.key) if getattr(args, "key", None) is not None else None
+    older_than = getattr(args, "older_than", None)
+    now = time.time()
+    selected = []
     for kind in kinds:
         for ident, st in _listing(kind):
             perm = _perm(st)
             if owner is not None and perm.uid != owner:
                 continue
-            if args.key is not None and perm.key != _as_key(args.key):
+            if key is not None and perm.key != key:
                 continue
-            rows.append(record(kind, ident, st))
+            if older_than is not None and now - _change_time(st) < older_than:
+                continue
+            if getattr(args, "orphans", False) and not is_orphan(kind, ident, st):
+                continue
+            selected.append((kind, ident, st))
+    return selected
+
+
+def _filtered(args: argparse.Namespace) -> bool:
+    return any(
+        getattr(args, name, None) not in (None, False)
+        for name in ("owner", "key", "orphans", "older_than")
+    )
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    rows = [record(kind, ident, st) for kind, ident, st in _select(args)]
     if args.json:
         print(json.dumps(rows, indent=2))
     elif rows:
         print(_table(rows))
     else:
-        print("no System V IPC objects" + (" match" if args.owner or args.key is not None else ""))
+        print("no System V IPC objects" + (" match" if _filtered(args) else ""))
     return 0
 
 
 def _as_key(key: int) -> int:
-    # Keys are signed 32-bit in the kernel; ipcs prints them as unsigned hex.
-    if 2**31 <= key < 2**32:
-        key -= 2**32
-    if not -(2**31) <= key < 2**31:
-        raise CommandError(f"key {key} is outside the 32-bit key range")
-    return key
+    # The C core owns the key's range and canonical (unsigned) spelling.
+    try:
+        return int(_c.canonical_key(key))
+    except ValueError as e:
+        raise CommandError(str(e)) from None
+
+
+def _find_by_key(kind: str, key: int) -> int:
+    key = _as_key(key)
+    if key == _c.IPC_PRIVATE:
+        raise CommandError("key 0 is IPC_PRIVATE: private objects have no key; use the id")
+    for ident, st in _listing(kind):
+        if _perm(st).key == key:
+            return ident
+    raise CommandError(f"no {KIND_NAMES[kind]} with key {key:#010x}")
 
 
 def cmd_stat(args: argparse.Namespace) -> int:
-    st = _stat_one(args.kind, args.id)
-    rec = record(args.kind, args.id, st)
+    if (args.id is None) == (args.key is None):
+        raise CommandError("stat needs an ID or --key KEY (one of them)")
+    ident = args.id if args.id is not None else _find_by_key(args.kind, args.key)
+    st = _stat_one(args.kind, ident)
+    rec = record(args.kind, ident, st)
     if args.kind == "sem":
         try:
-            rec["values"] = _c.semctl(args.id, 0, _c.GETALL)
+            rec["values"] = _c.semctl(ident, 0, _c.GETALL)
         except OSError:
             pass  # no read permission: the values stay private
     if args.json:
@@ -257,11 +352,25 @@ def _remove(kind: str, ident: int) -> None:
 def cmd_rm(args: argparse.Namespace) -> int:
     targets: list[tuple[str, int]] = []
     if args.all:
-        if args.owner is None or not args.yes:
-            raise CommandError("rm --all needs --owner USER and --yes")
-        owner = _uid(args.owner)
-        for kind in [args.kind] if args.kind else KINDS:
-            targets += [(kind, i) for i, st in _listing(kind) if _perm(st).uid == owner]
+        targets = [(kind, ident) for kind, ident, _ in _select(args)]
+        if not args.yes:
+            # A dry run: show exactly what --yes would remove.
+            for kind, ident in targets:
+                print(f"would remove {KIND_NAMES[kind]} {ident}")
+            if not targets:
+                print("nothing would be removed")
+            if not _filtered(args):
+                print("(dry run; rm --all removes only with a filter, "
+                      "--owner/--orphans/--older-than, and --yes)")  # fmt: skip
+            else:
+                print("(dry run; add --yes to remove them)")
+            return 0
+        if not _filtered(args):
+            raise CommandError(
+                "rm --all --yes needs a filter: --owner USER, --orphans or --older-than AGE"
+            )
+    elif args.owner is not None or args.orphans or args.older_than is not None:
+        raise CommandError("--owner, --orphans and --older-than select objects only with --all")
     elif args.key is not None:
         key = _as_key(args.key)
         if key == _c.IPC_PRIVATE:
@@ -271,11 +380,11 @@ def cmd_rm(args: argparse.Namespace) -> int:
         for kind in [args.kind] if args.kind else KINDS:
             targets += [(kind, i) for i, st in _listing(kind) if _perm(st).key == key]
         if not targets:
-            raise CommandError(f"no object with key {key & 0xFFFFFFFF:#010x}")
+            raise CommandError(f"no object with key {key:#010x}")
     else:
         if args.kind is None or not args.ids:
             raise CommandError(
-                "usage: sysvipc rm KIND ID... | rm --key KEY | rm --all --owner USER --yes"
+                "usage: sysvipc rm KIND ID... | rm --key KEY | rm --all [FILTERS] [--yes]"
             )
         targets = [(args.kind, i) for i in args.ids]
         for kind, ident in targets:  # check all first: remove all or none
@@ -315,23 +424,42 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run(workers=args.workers)
 
 
+def _add_filters(parser: argparse.ArgumentParser, only: str) -> None:
+    parser.add_argument("--owner", help=f"{only} objects owned by USER (name or uid)")
+    parser.add_argument(
+        "--orphans",
+        action="store_true",
+        help=f"{only} objects no living process has used (segments: also no attachment)",
+    )
+    parser.add_argument(
+        "--older-than",
+        type=_duration,
+        metavar="AGE",
+        help=f"{only} objects created or changed longer ago than AGE (90s, 15m, 2h, 3d, 1w)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = argparse.ArgumentParser(
         prog="sysvipc",
         description="See, inspect and clean up System V IPC objects, and run the demonstration.",
     )
+    parser.add_argument("--version", action="version", version=f"sysvipc {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     ls = sub.add_parser("ls", aliases=["list"], help="list every object on the machine")
     ls.add_argument("--kind", type=_kind, help="only msg, sem or shm")
-    ls.add_argument("--owner", help="only objects owned by USER (name or uid)")
-    ls.add_argument("--key", type=_int, help="only objects with this key (e.g. 0x1234)")
+    ls.add_argument("--key", type=_int, help="only objects with this key (e.g. 0xdeadbeef)")
+    _add_filters(ls, "only")
     ls.add_argument("--json", action="store_true", help="machine-readable output")
     ls.set_defaults(func=cmd_ls)
 
     st = sub.add_parser("stat", help="everything the kernel knows about one object")
     st.add_argument("kind", type=_kind, help="msg, sem or shm")
-    st.add_argument("id", type=_int)
+    st.add_argument("id", type=_int, nargs="?", help="the object's id (or give --key)")
+    st.add_argument("--key", type=_int, help="the object's key, e.g. 0x5eed0001 as ipcs shows it")
     st.add_argument("--json", action="store_true", help="machine-readable output")
     st.set_defaults(func=cmd_stat)
 
@@ -339,14 +467,15 @@ def build_parser() -> argparse.ArgumentParser:
         "rm",
         help="remove named objects",
         description="Remove exactly the objects named: by kind and id, by key, "
-        "or every object of one owner with --all --owner USER --yes.",
+        "or with --all every object that passes the filters.  Without --yes, "
+        "--all only shows what it would remove.",
     )
     rm.add_argument("kind", type=_kind, nargs="?", help="msg, sem or shm")
     rm.add_argument("ids", type=_int, nargs="*", metavar="ID")
     rm.add_argument("--key", type=_int, help="remove the objects with this key")
-    rm.add_argument("--all", action="store_true", help="remove every object of --owner")
-    rm.add_argument("--owner", help="with --all: whose objects")
-    rm.add_argument("--yes", action="store_true", help="with --all: really do it")
+    rm.add_argument("--all", action="store_true", help="every object that passes the filters")
+    _add_filters(rm, "with --all: only")
+    rm.add_argument("--yes", action="store_true", help="with --all: really remove (else dry run)")
     rm.set_defaults(func=cmd_rm)
 
     lim = sub.add_parser("limits", help="the kernel's limits and current usage")

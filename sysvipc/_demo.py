@@ -13,6 +13,7 @@ Everything the demo creates is removed at the end, even on Ctrl-C.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -75,12 +76,33 @@ def run(workers: int = 3) -> int:
     if not 1 <= workers <= 64:
         print("workers must be 1..64")
         return 2
+    # Created under fresh random keys and removed on the way out, whatever
+    # happens.  Ctrl-C is held back while they are created: a
+    # KeyboardInterrupt between creating an object and owning its removal
+    # would leave it behind.
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        with contextlib.ExitStack() as created:
+            queue = created.enter_context(MessageQueue(remove_on_close=True))
+            lock = created.enter_context(SemaphoreSet(nsems=1, initial=1, remove_on_close=True))
+            shm = created.enter_context(
+                SharedMemory(size=ROW_OFFSET + 64 * ROW_LEN * 8, remove_on_close=True)
+            )
+            try:
+                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)  # Ctrl-C lands here
+                return _show(queue, lock, shm, workers)
+            except KeyboardInterrupt:
+                print("interrupted")
+                return 130
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        if "shm" in locals():
+            print("removed everything it created")
+
+
+def _show(queue: MessageQueue, lock: SemaphoreSet, shm: SharedMemory, workers: int) -> int:
     ctx = multiprocessing.get_context("spawn")
     procs: list[multiprocessing.process.BaseProcess] = []
-    # Created under fresh random keys; removed in the finally block below.
-    queue = MessageQueue()
-    lock = SemaphoreSet(nsems=1, initial=1)
-    shm = SharedMemory(size=ROW_OFFSET + 64 * ROW_LEN * 8)
     try:
         print(f"created {queue!r}\n        {lock!r}\n        {shm!r}")
 
@@ -108,18 +130,20 @@ def run(workers: int = 3) -> int:
 
         (total,) = COUNTER.unpack_from(shm.buf)
         print(f"shared counter: {total} (expected {workers * INCREMENTS})")
+        import importlib.util
+
+        if importlib.util.find_spec("numpy") is not None:
+            print("the workers wrote their rows into one numpy array in the segment (zero-copy)")
+        else:
+            print(
+                "numpy is not installed: the rows were shared as a plain buffer "
+                "(pip install 'sysvipc[numpy]' for the numpy array)"
+            )
         for n, row in enumerate(_read_rows(shm, workers)):
             print(f"row {n} written by worker {n}: {[round(v, 1) for v in row[:4]]} ...")
         return 0 if total == workers * INCREMENTS else 1
-    except KeyboardInterrupt:
-        print("interrupted")
-        return 130
     finally:
         for p in procs:
             if p.is_alive():
                 p.kill()
                 p.join(5)
-        for obj in (queue, lock, shm):
-            obj.remove()
-            obj.close()
-        print("removed everything it created")

@@ -149,16 +149,29 @@ def _stat_any(
 
 
 def _proc_rows(kind: str) -> Iterator[dict[str, int]]:
+    """Rows of /proc/sysvipc/<kind>, keyed by its header; ``perms`` is
+    printed in octal, every other field in decimal."""
     with open(f"/proc/sysvipc/{kind}") as f:
         header = f.readline().split()
         for line in f:
             fields = line.split()
             if fields:
-                yield {name: int(value) for name, value in zip(header, fields, strict=False)}
+                yield {
+                    name: int(value, 8 if name == "perms" else 10)
+                    for name, value in zip(header, fields, strict=False)
+                }
 
 
 def _proc_perm(row: dict[str, int]) -> IpcPerm:
-    return IpcPerm(row["key"], row["uid"], row["gid"], row["cuid"], row["cgid"], row["perms"], 0)
+    return IpcPerm(
+        _c.canonical_key(row["key"]),
+        row["uid"],
+        row["gid"],
+        row["cuid"],
+        row["cgid"],
+        row["perms"],
+        0,
+    )
 
 
 def list_message_queues() -> list[Entry[MsqidDs]]:

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import errno
-import random
+import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from . import _sysvipc as _c
 from ._common import IPCObject, get_or_create
-from ._structs import MsqidDs
 from ._sysvipc import (
     IPC_NOWAIT,
     IPC_RMID,
@@ -24,7 +21,14 @@ from ._sysvipc import (
 )
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     from _typeshed import ReadableBuffer
+
+    from ._structs import MsqidDs
+
+# asyncio, concurrent.futures, random and the structures are imported where
+# they are first used: together they were most of what `import sysvipc` cost.
 
 __all__ = ["MessageQueue", "Message"]
 
@@ -38,14 +42,26 @@ _WAIT_JITTER = 0.25
 _SEND_POLL_MIN = 0.0001
 _SEND_POLL_MAX = 0.005
 
+# The worker pool is per process: a forked child has none of the parent's
+# threads, so it starts a pool of its own (see _reset_after_fork).
 _waiters: ThreadPoolExecutor | None = None
 
 
 def _waiter_pool() -> ThreadPoolExecutor:
     global _waiters
     if _waiters is None:
+        from concurrent.futures import ThreadPoolExecutor
+
         _waiters = ThreadPoolExecutor(max_workers=1024, thread_name_prefix="sysvipc-wait")
     return _waiters
+
+
+def _reset_after_fork() -> None:
+    global _waiters
+    _waiters = None  # the parent's pool, without its threads: never used
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 def _receive_flags(block: bool, truncate: bool, except_type: bool) -> int:
@@ -91,6 +107,8 @@ class MessageQueue(_c.MessageQueueBase, IPCObject):
     @classmethod
     def from_id(cls, msqid: int) -> MessageQueue:
         """Open an existing queue by its id."""
+        from ._structs import MsqidDs
+
         st = MsqidDs._make(_c.msgctl(msqid, IPC_STAT))
         self = cls.__new__(cls)
         self._init_handle(st.msg_perm.key, msqid, False, False)
@@ -110,29 +128,27 @@ class MessageQueue(_c.MessageQueueBase, IPCObject):
         half.  While the queue is full it retries with a short, growing
         pause (0.1 to 5 ms).
         """
+        import asyncio  # already loaded by the running event loop
+
         msqid = self._check_open()
         deadline = None if timeout is None else time.monotonic() + timeout
         pause = _SEND_POLL_MIN
-        checked = False
         while True:
             try:
-                _c.msgsnd(msqid, data, type, IPC_NOWAIT)
+                # One try that does not wait, with send()'s own checks (a
+                # message that can never fit is a ValueError, a removed
+                # queue IdentifierRemovedError).
+                self.send(data, type, timeout=0)
                 return
-            except BlockingIOError:
+            except TimeoutError:
                 pass
-            if not checked:  # as send() does, once the queue is found full
-                checked = True
-                size = memoryview(data).nbytes
-                qbytes = self.stat().msg_qbytes
-                if size > qbytes:
-                    raise ValueError(
-                        f"a message of {size} bytes can never fit in this queue "
-                        f"(msg_qbytes is {qbytes}): sending it would wait forever"
-                    )
             if deadline is not None:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise TimeoutError(errno.ETIMEDOUT, "Timed out (originated from msgsnd)")
+                    raise TimeoutError(
+                        errno.ETIMEDOUT,
+                        f"Timed out: message queue with id {msqid} (originated from msgsnd)",
+                    )
                 pause = min(pause, remaining)
             await asyncio.sleep(pause)
             pause = min(pause * 2, _SEND_POLL_MAX)
@@ -148,39 +164,61 @@ class MessageQueue(_c.MessageQueueBase, IPCObject):
     ) -> Message:
         """Receive without blocking the event loop.
 
-        Cancelling it never loses a message: messages are only taken off the
-        queue on the event loop's thread, in a non-blocking call that either
-        returns the message to this coroutine or leaves it queued.  The
-        waiting happens in a worker thread that blocks in the kernel until a
-        matching message *exists*, without taking it (a zero-byte receive
-        that the kernel answers with E2BIG).  A zero-length message is the
-        one exception the kernel forces: the waiter does receive it, and if
-        this call was cancelled meanwhile it is sent back to the queue.
+        Cancelling it (or closing the coroutine, or its timeout) never loses
+        a message: messages are only taken off the queue on the event loop's
+        thread, in a non-blocking call that either returns the message to
+        this coroutine or leaves it queued.  The waiting happens in a worker
+        thread that blocks in the kernel until a matching message *exists*,
+        without taking it (a zero-byte receive that the kernel answers with
+        E2BIG).  A zero-length message is the one exception the kernel
+        forces: the waiter does receive it, and if this call ended meanwhile
+        it is sent back to the queue (if the queue is full, by a keeper
+        process that waits for room, so that interpreter exit is never held
+        up).  ``timeout`` is enforced here as well as in the worker.
 
         Each call waiting on an empty queue holds one worker thread (from a
         shared pool of up to 1024, reused), which wakes the moment a message
         arrives.
         """
+        import asyncio  # already loaded by the running event loop
+        import random
+
         msqid = self._check_open()
         flags = _receive_flags(False, truncate, except_type)
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             try:
-                return _c.msgrcv(msqid, max_size, type, flags)
+                return self._call(_c.msgrcv, max_size, type, flags)
             except BlockingIOError:
                 pass
             wait = _WAIT_SLICE * random.uniform(1 - _WAIT_JITTER, 1 + _WAIT_JITTER)
             if deadline is not None:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise TimeoutError(errno.ETIMEDOUT, "Timed out (originated from msgrcv)")
+                    raise TimeoutError(
+                        errno.ETIMEDOUT,
+                        f"Timed out: message queue with id {msqid} (originated from msgrcv)",
+                    )
                 wait = min(wait, remaining)
             future = _waiter_pool().submit(_wait_for_message, msqid, type, except_type, wait)
+            waiting = asyncio.wrap_future(future, loop=loop)
             try:
-                found = await asyncio.wrap_future(future, loop=loop)
-            except asyncio.CancelledError:
-                future.add_done_callback(_requeue_if_taken(msqid))
+                if deadline is None:
+                    found = await waiting
+                else:
+                    # Bounded here as well as in the worker: the timeout
+                    # holds even if no worker ever runs.
+                    remaining = max(deadline - time.monotonic(), 0.0)
+                    found = await asyncio.wait_for(waiting, remaining)
+            except TimeoutError:
+                _abandon(future, msqid)
+                raise TimeoutError(errno.ETIMEDOUT, "Timed out (originated from msgrcv)") from None
+            except BaseException:
+                # Cancelled, or closed without being cancelled (GeneratorExit:
+                # the event loop closed with this call pending, the task
+                # collected): a message the worker took goes back.
+                _abandon(future, msqid)
                 raise
             if found is not None:
                 return found
@@ -197,7 +235,7 @@ class MessageQueue(_c.MessageQueueBase, IPCObject):
         if index < 0:
             raise IndexError("peek index must be >= 0")
         try:
-            return _c.msgrcv(self._check_open(), None, index, MSG_COPY | IPC_NOWAIT)
+            return self._call(_c.msgrcv, None, index, MSG_COPY | IPC_NOWAIT)
         except BlockingIOError:
             raise IndexError(f"no message at index {index}") from None
         except OSError as e:
@@ -213,7 +251,9 @@ class MessageQueue(_c.MessageQueueBase, IPCObject):
 
     def stat(self) -> MsqidDs:
         """The queue's :class:`~sysvipc.MsqidDs` (IPC_STAT)."""
-        return MsqidDs._make(_c.msgctl(self._check_open(), IPC_STAT))
+        from ._structs import MsqidDs
+
+        return MsqidDs._make(self._call(_c.msgctl, IPC_STAT))
 
     def set(
         self,
@@ -226,7 +266,7 @@ class MessageQueue(_c.MessageQueueBase, IPCObject):
         """Change the owner, permissions or ``msg_qbytes`` (IPC_SET); the
         values not given stay.  Raising ``max_bytes`` above
         ``/proc/sys/kernel/msgmnb`` needs CAP_SYS_RESOURCE."""
-        _c.msgctl(self._check_open(), IPC_SET, (uid, gid, mode, max_bytes))
+        self._call(_c.msgctl, IPC_SET, (uid, gid, mode, max_bytes))
 
     def _rmid(self) -> None:
         _c.msgctl(self._id, IPC_RMID)
@@ -254,18 +294,54 @@ def _wait_for_message(msqid: int, type: int, except_type: bool, wait: float) -> 
         raise
 
 
+def _abandon(future: Future[Message | None], msqid: int) -> None:
+    """The receive_async that submitted ``future`` is over: stop the worker
+    if it has not started, else re-queue whatever message it takes."""
+    if not future.cancel():
+        future.add_done_callback(_requeue_if_taken(msqid))
+
+
 def _requeue_if_taken(msqid: int) -> Any:
-    def callback(future: Any) -> None:
+    def callback(future: Future[Message | None]) -> None:
         if future.cancelled() or future.exception() is not None:
             return
         message = future.result()
-        if message is not None:  # taken by the waiter after cancellation
-            try:
-                _c.msgsnd(msqid, message.data, message.type, IPC_NOWAIT)
-            except BlockingIOError:
-                # The queue is full: wait for room as long as it takes, in a
-                # worker (this callback may run on the event loop's thread).
-                # Giving up would lose the message.
-                _waiter_pool().submit(_c.msgsnd, msqid, message.data, message.type)
+        if message is not None:  # taken by the waiter after its caller left
+            _requeue(msqid, message)
 
     return callback
+
+
+def _requeue(msqid: int, message: Message) -> None:
+    """Send a message taken for a caller that left back to its queue."""
+    try:
+        _c.msgsnd(msqid, message.data, message.type, IPC_NOWAIT)
+    except BlockingIOError:
+        # The queue is full: waiting here for room could hold up interpreter
+        # exit forever, and giving up would lose the message.  A keeper
+        # process waits instead, as long as it takes.
+        _keep_in_a_child(msqid, message)
+
+
+def _keep_in_a_child(msqid: int, message: Message) -> None:
+    """Fork a process that sends ``message`` as soon as the queue has room
+    (or ends when the queue is removed), detached from the terminal and from
+    every pipe, so that nothing waits for it."""
+    pid = os.fork()
+    if pid != 0:
+        os.waitpid(pid, 0)  # the middle process exits at once
+        return
+    try:
+        if os.fork() != 0:  # the keeper is a grandchild: nobody's zombie
+            return
+        os.setsid()
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+        try:
+            _c.msgsnd(msqid, message.data, message.type)
+        except OSError:
+            pass  # the queue is gone, and its messages with it
+    finally:
+        os._exit(0)

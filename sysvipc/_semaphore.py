@@ -26,13 +26,10 @@ import math
 import operator
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn, overload
 
 from . import _sysvipc as _c_sem
-from . import lowlevel as ll
 from ._common import IPCObject, check_mode, get_or_create
-from ._structs import IpcPerm, Sem, SemidDs, SemInfo
 from ._sysvipc import (
     GETALL,
     GETNCNT,
@@ -48,12 +45,26 @@ from ._sysvipc import (
     SETALL,
     SETVAL,
     IdentifierRemovedError,
+    canonical_key,
 )
 from ._sysvipc import semctl as _raw_semctl
 from ._sysvipc import semop as _semop
 from ._sysvipc import semop1 as _semop1
 
+if TYPE_CHECKING:
+    from ._structs import SemaphoreSetStat, SemidDs
+
 __all__ = ["Semaphore", "SemaphoreSet", "SemaphoreSetStat"]
+
+
+def __getattr__(name: str) -> Any:
+    # The structures (dataclasses) load on first use: see sysvipc/__init__.py.
+    if name == "SemaphoreSetStat":
+        from ._structs import SemaphoreSetStat
+
+        return SemaphoreSetStat
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 SHORT_MIN = -(2**15)
 SHORT_MAX = 2**15 - 1
@@ -75,6 +86,9 @@ def _kernel_sem_limits() -> tuple[int, int, int, int]:
             msl, mns, opm, mni = (int(field) for field in f.read().split())
         return msl, mns, opm, mni
     except (OSError, ValueError):
+        from . import lowlevel as ll
+        from ._structs import SemInfo
+
         info = ll.semctl(0, 0, ll.IPC_INFO)
         assert isinstance(info, tuple) and isinstance(info[1], SemInfo)
         limits = info[1]
@@ -138,6 +152,15 @@ def _block_flags(block: bool, timeout: float | None, undo: bool) -> int:
 # --------------------------------------------------------------------------
 
 
+_INITIALISING = 0o100
+"""The owner-execute mode bit (meaningless for a semaphore set, which is only
+read or altered) marks a set that sysvipc is creating: it is set by the
+creating ``semget`` and cleared, by ``IPC_SET``, once the values are in
+place and ``sem_otime`` is non-zero.  A set with ``sem_otime == 0`` and no
+mark was made by another program (``ipcmk -S``, C, Perl) that will never run
+the handshake: opening it must not wait."""
+
+
 def _initialise(semid: int, values: list[int]) -> None:
     """Set the values of a set this process just created, then mark it
     initialised: a net-zero ``semop`` makes ``sem_otime`` non-zero, which is
@@ -149,34 +172,50 @@ def _initialise(semid: int, values: list[int]) -> None:
     _semop(semid, touch, flags=IPC_NOWAIT)
 
 
+def _clear_mark(semid: int, mode: int) -> None:
+    """Give the set the mode asked for, without the initialising mark."""
+    _raw_semctl(semid, 0, IPC_SET, (None, None, mode))
+
+
 def _stat_or_removed(semid: int, key: int) -> SemidDs:
+    from ._structs import SemidDs
+
     try:
         return SemidDs._make(_raw_semctl(semid, 0, IPC_STAT))
     except OSError as exc:
         if exc.errno in (errno.EINVAL, errno.EIDRM):
             raise IdentifierRemovedError(
                 errno.EIDRM,
-                f"semaphore set {semid} (key {key:#x}) was removed before it was initialised",
+                f"semaphore set {semid} (key {key:#010x}) was removed before it was initialised",
             ) from exc
         raise
 
 
 def _wait_initialised(semid: int, key: int, init_timeout: float) -> SemidDs:
-    """Return the set's state once its creator has initialised it."""
+    """Return the set's state once its creator has initialised it.
+
+    Only a set that a sysvipc creator is still initialising is waited for
+    (``sem_otime == 0`` and the :data:`_INITIALISING` mark), and only while
+    it is younger than ``init_timeout``, judged from ``sem_ctime`` (which
+    the creator's ``SETALL`` also sets).  Any other set opens at once:
+    initialised ones, and sets made by programs that never run ``semop``.
+    """
     ds = _stat_or_removed(semid, key)
-    if ds.sem_otime or not init_timeout:
+    if ds.sem_otime or not ds.sem_perm.mode & _INITIALISING or not init_timeout:
         return ds
-    deadline = time.monotonic() + init_timeout
+    # sem_ctime has whole seconds: count the set one second younger.
+    remaining = min(init_timeout, ds.sem_ctime + 1 + init_timeout - time.time())
+    deadline = time.monotonic() + max(remaining, 0.0)
     delay = 0.0005
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise TimeoutError(
                 errno.ETIMEDOUT,
-                f"semaphore set {semid} (key {key:#x}) was never initialised: its sem_otime "
-                f"stayed 0 for {init_timeout:g} s.  Its creator may have died before setting "
-                "the values; a set made by a tool that never ran semop() must be opened with "
-                "init_timeout=0",
+                f"semaphore set {semid} (key {key:#010x}) was never initialised: it is marked "
+                f"as being created by sysvipc, but its sem_otime stayed 0 for {init_timeout:g} s "
+                "after its creation.  Its creator may have died before setting the values; "
+                "open it with init_timeout=0 (or SemaphoreSet.from_id) to use it anyway",
             )
         time.sleep(min(delay, remaining))
         delay = min(delay * 2, 0.05)
@@ -186,40 +225,14 @@ def _wait_initialised(semid: int, key: int, init_timeout: float) -> SemidDs:
 
 
 # --------------------------------------------------------------------------
-# The structure stat() returns
-# --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class SemaphoreSetStat:
-    """What :meth:`SemaphoreSet.stat` returns: ``struct semid_ds`` (same
-    field names as :class:`~sysvipc.SemidDs`) plus one
-    :class:`~sysvipc.Sem` per semaphore.
-
-    The set-wide fields come from one ``IPC_STAT`` and the values from one
-    ``GETALL``; the per-semaphore pid and wait counts are read one by one,
-    so under concurrent use this is not a single atomic snapshot.
-    """
-
-    sem_perm: IpcPerm
-    """Ownership and permissions."""
-    sem_otime: int
-    """Time of the last semop (0: never, i.e. not initialised)."""
-    sem_ctime: int
-    """Time of creation or of the last change by semctl."""
-    sem_nsems: int
-    """Number of semaphores in the set."""
-    semaphores: tuple[Sem, ...]
-    """``Sem(semval, sempid, semncnt, semzcnt)`` for each semaphore, by index."""
-
-
-# --------------------------------------------------------------------------
 # One semaphore of a set
 # --------------------------------------------------------------------------
 
 
 class Semaphore(_c_sem.SemaphoreBase):
-    """One semaphore of a :class:`SemaphoreSet`, as returned by ``s[i]``.
+    """One semaphore: ``s[i]`` of a :class:`SemaphoreSet`, or
+    ``Semaphore(key, ...)``, a set of one semaphore (as ``sysv_ipc`` and
+    ``posix_ipc`` have them).
 
     ``acquire`` subtracts, ``release`` adds, and ``with sem:`` is a lock
     that the kernel releases if its holder dies:
@@ -241,10 +254,68 @@ class Semaphore(_c_sem.SemaphoreBase):
     # and the with-lock: the hot paths.
     __slots__ = ()
 
-    def __init__(self, semset: SemaphoreSet, index: int) -> None:
-        """The same as ``semset[index]``."""
-        if not isinstance(semset, SemaphoreSet):
-            raise TypeError(f"Semaphore needs a SemaphoreSet, not {type(semset).__name__}")
+    @overload
+    def __init__(self, semset: SemaphoreSet, index: int, /) -> None: ...
+
+    @overload
+    def __init__(
+        self,
+        key: int | None = None,
+        /,
+        *,
+        create: bool = False,
+        exclusive: bool = False,
+        mode: int = 0o600,
+        initial: int = 0,
+        init_timeout: float | None = 10.0,
+    ) -> None: ...
+
+    def __init__(
+        self,
+        key: SemaphoreSet | int | None = None,
+        index: int | None = None,
+        /,
+        *,
+        create: bool = False,
+        exclusive: bool = False,
+        mode: int = 0o600,
+        initial: int = 0,
+        init_timeout: float | None = 10.0,
+    ) -> None:
+        """``Semaphore(semset, index)`` is the same as ``semset[index]``.
+
+        ``Semaphore(key, create=..., exclusive=..., mode=..., initial=...,
+        init_timeout=...)`` is a set of one semaphore, as ``sysv_ipc`` and
+        ``posix_ipc`` have them: ``SemaphoreSet(key, 1, ...)[0]``, with the
+        same arguments, and ``with sem:`` is the lock.  Its set is
+        :attr:`set` (``sem.set.remove()`` removes it).
+        """
+        if isinstance(key, SemaphoreSet):
+            if (create, exclusive, mode, initial, init_timeout) != (False, False, 0o600, 0, 10.0):
+                raise TypeError("Semaphore(semset, index) takes no keyword arguments")
+            if index is None:
+                raise TypeError("Semaphore(semset, index) needs the index")
+            semset = key
+        elif key is None or (isinstance(key, int) and not isinstance(key, bool)):
+            if index is not None:
+                raise TypeError(
+                    "Semaphore(key) is a set of one semaphore and takes no index; "
+                    "for an item of a larger set use SemaphoreSet(key)[index]"
+                )
+            semset = SemaphoreSet(
+                key,
+                1,
+                create=create,
+                exclusive=exclusive,
+                mode=mode,
+                initial=initial,
+                init_timeout=init_timeout,
+            )
+            index = 0
+        else:
+            raise TypeError(
+                f"Semaphore needs a SemaphoreSet and an index, or a key, not {type(key).__name__}"
+            )
         semset._check_open()
         self._set = semset
         self._index = semset._index_of(index)
@@ -263,15 +334,18 @@ class Semaphore(_c_sem.SemaphoreBase):
     # -- operations ---------------------------------------------------------
 
     def wait_zero(self, *, block: bool = True, timeout: float | None = None) -> bool:
-        """Wait until the value is 0 (a ``sem_op`` of 0); return True.
+        """Wait until the value is 0 (a ``sem_op`` of 0).
 
-        ``block=False`` raises :class:`BlockingIOError` if it is not 0 now;
-        an expired ``timeout`` raises :class:`TimeoutError`.
+        Returns True once it is 0, False if it was not, as
+        :meth:`threading.Event.wait` does: False when the ``timeout``
+        expired, or with ``block=False`` when it is not 0 now.
         """
         semid = self._set._check_open()
         flags = _block_flags(block, timeout, False)
         try:
             _semop1(semid, self._index, 0, flags, timeout)
+        except (TimeoutError, BlockingIOError):
+            return False
         except OSError as exc:
             self._set._translate(exc)
             raise
@@ -358,12 +432,18 @@ class SemaphoreSet(_c_sem.SemaphoreSetBase, IPCObject):
     - ``initial``: an int for every semaphore, or a sequence of ``nsems``
       ints (0..SEMVMX), applied **only if this call created the set**.
       Opening an existing set never changes its values.
-    - ``init_timeout``: when this call opens a set that another process has
-      created but not yet initialised (``sem_otime`` still 0), wait up to
-      this many seconds for it, then raise :class:`TimeoutError`.  0 or
-      None: do not wait (needed for sets made by tools that never ran
-      ``semop``).
+    - ``init_timeout``: when this call opens a set that another sysvipc
+      process is still creating (values not yet set), wait until it is
+      initialised, as long as the set is younger than this many seconds
+      (from its ``sem_ctime``); past that, raise :class:`TimeoutError`.
+      Sets made by other programs (``ipcmk -S``, C, Perl, sysv_ipc), which
+      never run the creation handshake, open at once, as do initialised
+      ones.  0 or None: never wait.
     - ``remove_on_close``: :meth:`close` also removes the set.
+
+    ``with s:`` manages the *handle*, like a file: it closes it at the end
+    of the block and locks nothing.  The lock is ``with s[i]:`` (or
+    ``with Semaphore(key):``); ``sysv_ipc``'s ``with sem:`` is that one.
 
     >>> from sysvipc._semaphore import SemaphoreSet
     >>> s = SemaphoreSet(nsems=3, initial=[1, 2, 3])
@@ -405,19 +485,25 @@ class SemaphoreSet(_c_sem.SemaphoreSetBase, IPCObject):
 
         try:
             key, semid, created = get_or_create(
-                lambda k, f, m: ll.semget(k, nsems, f, m), key, create, exclusive, mode
+                # Creating: mark the set as being initialised (see _INITIALISING).
+                lambda k, f, m: _c_sem.semget(k, nsems, f, m | _INITIALISING if f else m),
+                key,
+                create,
+                exclusive,
+                mode,
             )
         except OSError as exc:
             if exc.errno == errno.EINVAL and isinstance(key, int):
                 # nsems <= SEMMSL was checked: the existing set is smaller.
                 raise ValueError(
-                    f"the semaphore set of key {key:#x} has fewer than nsems={nsems} semaphores"
+                    f"the semaphore set of key {canonical_key(key):#010x} has fewer than nsems={nsems} semaphores"
                 ) from exc
             raise
 
         if created:
             try:
                 _initialise(semid, values)
+                _clear_mark(semid, mode)
             except BaseException:
                 # Nobody else can use a set that is never initialised.
                 try:
@@ -441,6 +527,8 @@ class SemaphoreSet(_c_sem.SemaphoreSetBase, IPCObject):
         """Open the set with id ``semid`` (from :attr:`id`, ``ipcs -s``, or
         another process).  Does not wait for initialisation; never removes
         the set at close.  Pickling a set sends its id and calls this."""
+        from ._structs import SemidDs
+
         ds = SemidDs._make(_raw_semctl(semid, 0, IPC_STAT))
         self = cls.__new__(cls)
         self._nsems = ds.sem_nsems
@@ -452,18 +540,20 @@ class SemaphoreSet(_c_sem.SemaphoreSetBase, IPCObject):
     def _translate(self, exc: OSError) -> None:
         """Raise the clearer error for a failed call on this set, if any
         (the caller re-raises ``exc`` otherwise)."""
-        if exc.errno == errno.EINVAL or exc.errno == errno.EIDRM:
-            # Arguments were all checked: the id no longer names a set.
-            if exc.errno == errno.EIDRM:
-                return  # already IdentifierRemovedError, from the C core
-            raise IdentifierRemovedError(
-                errno.EIDRM, f"semaphore set {self._id} was removed"
-            ) from exc
+        self._removed(exc)  # the handles' one rule for a removed set
         if exc.errno == errno.ERANGE:
             raise ValueError(
                 f"the operation would take a value of semaphore set {self._id} above "
                 f"SEMVMX ({SEMVMX}), or its undo adjustment beyond -{SEMVMX}..{SEMVMX}"
             ) from exc
+
+    def _raise_closed(self) -> NoReturn:
+        # The trap for code from sysv_ipc, where ``with sem:`` locks.
+        raise ValueError(
+            "operation on a closed semaphore set (note: `with semset:` closes the handle "
+            "when the block ends and does not lock; for a lock use `with semset[i]:` or "
+            "sysvipc.Semaphore(key))"
+        )
 
     def _index_of(self, index: int) -> int:
         i = operator.index(index)
@@ -539,7 +629,7 @@ class SemaphoreSet(_c_sem.SemaphoreSetBase, IPCObject):
         >>> s.op([(0, -1), (1, -1)], block=False)  # s[1] is 0: nothing happens
         Traceback (most recent call last):
           ...
-        BlockingIOError: [Errno 11] Resource temporarily unavailable (originated from semop)
+        BlockingIOError: [Errno 11] Resource temporarily unavailable: semaphore set with id ... (originated from semop)
         >>> s.values
         [1, 0]
         >>> s.remove()
@@ -603,6 +693,8 @@ class SemaphoreSet(_c_sem.SemaphoreSetBase, IPCObject):
         ('0o640', 2, [4, 0])
         >>> s.remove()
         """
+        from ._structs import Sem, SemaphoreSetStat, SemidDs
+
         semid = self._check_open()
         try:
             ds = SemidDs._make(_raw_semctl(semid, 0, IPC_STAT))

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from . import _sysvipc as _c
 from ._common import IPCObject, get_or_create
-from ._structs import ShmidDs
 from ._sysvipc import (
     IPC_RMID,
     IPC_SET,
@@ -27,6 +26,8 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
     from _typeshed import ReadableBuffer, WriteableBuffer
+
+    from ._structs import ShmidDs
 
 __all__ = ["SharedMemory"]
 
@@ -47,10 +48,12 @@ class SharedMemory(SharedMemoryBase, IPCObject):
 
     **Lifetime.** :meth:`close` (or leaving ``with``, or garbage collection)
     ends the handle at once: its methods raise :class:`ValueError` and it
-    makes no new views.  The mapping itself stays until no view can reach it
-    any more (memoryviews, numpy arrays, ctypes objects, slices of them), so
-    existing views keep working, and ``shm_nattch`` falls when the last one
-    goes.  Nothing can crash by outliving the handle.
+    makes no new views.  The mapping itself stays until nothing can reach it
+    any more (memoryviews, numpy arrays, ctypes objects, slices of them, and
+    a closed handle that exported a buffer itself, until that handle object
+    goes: ``np.ndarray(buffer=shm)`` keeps only the handle), so existing
+    views keep working on the segment itself, and ``shm_nattch`` falls when
+    the last one goes.  Nothing can crash by outliving the handle.
 
     Key rules as for :class:`MessageQueue`.  ``size`` is required to create
     a segment (new segments are zero-filled by the kernel); when opening,
@@ -143,6 +146,8 @@ class SharedMemory(SharedMemoryBase, IPCObject):
     @classmethod
     def from_id(cls, shmid: int, *, readonly: bool = False) -> SharedMemory:
         """Attach an existing segment by its id."""
+        from ._structs import ShmidDs
+
         st = ShmidDs._make(_c.shmctl(shmid, IPC_STAT))
         self = cls.__new__(cls)
         self._attach(shmid, readonly)
@@ -253,22 +258,24 @@ class SharedMemory(SharedMemoryBase, IPCObject):
 
     def stat(self) -> ShmidDs:
         """The segment's :class:`~sysvipc.ShmidDs` (IPC_STAT)."""
-        return ShmidDs._make(_c.shmctl(self._check_open(), IPC_STAT))
+        from ._structs import ShmidDs
+
+        return ShmidDs._make(self._call(_c.shmctl, IPC_STAT))
 
     def set(
         self, *, mode: int | None = None, uid: int | None = None, gid: int | None = None
     ) -> None:
         """Change the owner or permissions (IPC_SET); others stay."""
-        _c.shmctl(self._check_open(), IPC_SET, (uid, gid, mode))
+        self._call(_c.shmctl, IPC_SET, (uid, gid, mode))
 
     def lock(self) -> None:
         """Lock the segment in memory (SHM_LOCK; needs CAP_IPC_LOCK or
         enough RLIMIT_MEMLOCK)."""
-        _c.shmctl(self._check_open(), SHM_LOCK)
+        self._call(_c.shmctl, SHM_LOCK)
 
     def unlock(self) -> None:
         """Undo :meth:`lock` (SHM_UNLOCK)."""
-        _c.shmctl(self._check_open(), SHM_UNLOCK)
+        self._call(_c.shmctl, SHM_UNLOCK)
 
     def _rmid(self) -> None:
         _c.shmctl(self._id, IPC_RMID)
@@ -276,13 +283,13 @@ class SharedMemory(SharedMemoryBase, IPCObject):
     def remove(self) -> None:
         """Mark the segment for destruction (IPC_RMID): it goes when the
         last process detaches.  This handle stays attached until closed."""
-        self._check_open()
-        self._rmid()
+        super().remove()
 
     def close(self) -> None:
-        """Close the handle.  The mapping stays while views of it exist and
-        goes with the last one; the segment stays unless this handle was
-        made with ``remove_on_close=True``."""
+        """Close the handle.  The mapping stays while views of it exist (and,
+        if this handle exported a buffer itself, while the handle object
+        lives) and goes with the last one; the segment stays unless this
+        handle was made with ``remove_on_close=True``."""
         if self._closed:
             return
         self._close_mapping()

@@ -23,6 +23,7 @@ __all__ = [
     "SemInfo",
     "ShmInfo",
     "ShmUsage",
+    "SemaphoreSetStat",
     "to_datetime",
 ]
 
@@ -229,3 +230,26 @@ class ShmUsage:
     """Swapped pages."""
     swap_attempts: int
     swap_successes: int
+
+
+@dataclass(frozen=True, slots=True)
+class SemaphoreSetStat:
+    """What :meth:`~sysvipc.SemaphoreSet.stat` returns: ``struct semid_ds`` (same
+    field names as :class:`~sysvipc.SemidDs`) plus one
+    :class:`~sysvipc.Sem` per semaphore.
+
+    The set-wide fields come from one ``IPC_STAT`` and the values from one
+    ``GETALL``; the per-semaphore pid and wait counts are read one by one,
+    so under concurrent use this is not a single atomic snapshot.
+    """
+
+    sem_perm: IpcPerm
+    """Ownership and permissions."""
+    sem_otime: int
+    """Time of the last semop (0: never, i.e. not initialised)."""
+    sem_ctime: int
+    """Time of creation or of the last change by semctl."""
+    sem_nsems: int
+    """Number of semaphores in the set."""
+    semaphores: tuple[Sem, ...]
+    """``Sem(semval, sempid, semncnt, semzcnt)`` for each semaphore, by index."""

@@ -1,31 +1,111 @@
-"""Shared fixtures.  Every IPC object a test creates is removed at teardown,
-whether the test passed or not, and a test that leaves one behind fails."""
+"""Shared fixtures, and the suite's isolation from everything else on the machine.
+
+Isolation.  Before anything else, the test process moves into a private IPC
+namespace (``unshare(CLONE_NEWIPC)``; needs CAP_SYS_ADMIN, which root has), so
+the whole run, and every process it starts, sees only the objects it made
+itself: nothing another program owns can be listed, removed or counted by
+mistake.  ``SYSVIPC_TEST_ISOLATION`` chooses: ``auto`` (the default: a private
+namespace when the machine allows it, else shared), ``namespace`` (a private
+namespace or a usage error) or ``shared`` (stay in the caller's namespace).
+
+In a private namespace every object that appears during a test is the test's
+own: the autouse leak check fails a test that leaves one behind, and removes
+it.  In a shared namespace the suite touches only the ids it created (the
+``ipc`` fixture, ``remove_on_close`` handles): the leak check is off, and
+tests that assert on every object of the namespace (marked
+``private_namespace``) are skipped, because other programs' objects would
+make them fail or, worse, make them remove what is not theirs.
+"""
 
 from __future__ import annotations
 
+import ctypes
 import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 
 import pytest
 
-from sysvipc import lowlevel as ll
+CLONE_NEWIPC = 0x08000000
+# Set to the private namespace's identity once the run is in it: a process
+# the run starts that imports this file (a multiprocessing "spawn" child
+# unpickling a test's function) is then already where it belongs.
+_ENTERED = "SYSVIPC_TEST_PRIVATE_NAMESPACE"
+# The namespace the run was started in, before it left it (for the tests of
+# the isolation itself).
+ORIGINAL_IPC_NAMESPACE = os.readlink("/proc/self/ns/ipc")
+
+
+def _isolate() -> tuple[bool, str]:
+    """Leave the caller's IPC namespace if asked and allowed; return
+    (private, how), ``how`` for the report header."""
+    setting = os.environ.get("SYSVIPC_TEST_ISOLATION", "auto")
+    if setting not in ("auto", "namespace", "shared"):
+        raise pytest.UsageError(
+            f"SYSVIPC_TEST_ISOLATION={setting!r}: expected auto, namespace or shared"
+        )
+    if setting == "shared":
+        return False, "shared IPC namespace (SYSVIPC_TEST_ISOLATION=shared)"
+    if os.environ.get(_ENTERED) == ORIGINAL_IPC_NAMESPACE:
+        return True, "private IPC namespace (the run's, inherited)"
+    # unshare() moves only the calling thread: every thread must be this one.
+    threads = len(os.listdir("/proc/self/task"))
+    if threads == 1 and threading.active_count() == 1:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.unshare(CLONE_NEWIPC) == 0:
+            os.environ[_ENTERED] = os.readlink("/proc/self/ns/ipc")
+            return True, "private IPC namespace (unshare CLONE_NEWIPC)"
+        reason = f"unshare(CLONE_NEWIPC): {os.strerror(ctypes.get_errno())}"
+    else:
+        reason = f"{threads} threads already running"
+    if setting == "namespace":
+        raise pytest.UsageError(f"SYSVIPC_TEST_ISOLATION=namespace, but {reason}")
+    return False, f"shared IPC namespace ({reason}): leak check off"
+
+
+# At import, before any test module (or the library) runs: conftest.py is
+# the first project code pytest loads.
+PRIVATE_NAMESPACE, ISOLATION = _isolate()
+
+from sysvipc import lowlevel as ll  # noqa: E402  (after leaving the namespace)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--soak", action="store_true", help="run the long soak tests")
 
 
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"sysvipc tests: {ISOLATION}"
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if config.getoption("--soak"):
-        return
-    skip = pytest.mark.skip(reason="long soak: run with --soak")
+    soak = config.getoption("--soak")
+    skip_slow = pytest.mark.skip(reason="long soak: run with --soak")
+    skip_shared = pytest.mark.skip(
+        reason="asserts on every object of the IPC namespace: needs a private one "
+        "(run as root, SYSVIPC_TEST_ISOLATION=auto)"
+    )
     for item in items:
-        if "slow" in item.keywords:
-            item.add_marker(skip)
+        if "slow" in item.keywords and not soak:
+            item.add_marker(skip_slow)
+        if "private_namespace" in item.keywords and not PRIVATE_NAMESPACE:
+            item.add_marker(skip_shared)
+
+
+# --------------------------------------------------------------------------
+# Timing: tests never assert how fast something is (benchmarks/ measures
+# that).  They assert that a timeout did not end early, and that nothing
+# hung: HANG is a bound only a hang exceeds, whatever the load on the machine
+# (another test run, a compiler, a soak).  A test that must tell "woken" from
+# "timed out" gives the call a timeout well above HANG (LONG_TIMEOUT).
+# --------------------------------------------------------------------------
+
+HANG = 10.0
+LONG_TIMEOUT = 60.0
 
 
 # --------------------------------------------------------------------------
@@ -50,7 +130,20 @@ def proc_row(kind: str, ident: int) -> dict[str, str] | None:
     return None
 
 
+def require_private_namespace() -> None:
+    """Skip the calling test unless the run has its own IPC namespace: what it
+    is about to read or do concerns every object in the namespace."""
+    if not PRIVATE_NAMESPACE:
+        pytest.skip("needs a private IPC namespace (see tests/conftest.py)")
+
+
 def existing_ids() -> set[tuple[str, int]]:
+    """Every object in the namespace: only meaningful in a private one."""
+    require_private_namespace()
+    return _all_ids()
+
+
+def _all_ids() -> set[tuple[str, int]]:
     ids = set()
     for kind in KINDS:
         id_field = {"msg": "msqid", "sem": "semid", "shm": "shmid"}[kind]
@@ -72,12 +165,16 @@ def remove_quietly(kind: str, ident: int) -> None:
 
 @pytest.fixture(autouse=True)
 def no_leaked_ipc_objects() -> Iterator[None]:
-    """Fail a test that leaves an IPC object behind (and remove it)."""
-    before = existing_ids()
+    """Fail a test that leaves an IPC object behind, and remove it: only in
+    a private namespace, where whatever appeared is the test's own."""
+    if not PRIVATE_NAMESPACE:
+        yield
+        return
+    before = _all_ids()
     yield
     deadline = time.monotonic() + 3.0
     while True:
-        leaked = existing_ids() - before
+        leaked = _all_ids() - before
         # A segment marked for removal goes when its last (child) process
         # detaches: give exiting children a moment.
         pending = [

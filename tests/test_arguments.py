@@ -50,7 +50,7 @@ KIND = {"msgget": "msg", "semget": "sem", "shmget": "shm"}
 
 
 @pytest.mark.parametrize("getter", sorted(CREATORS))
-@pytest.mark.parametrize("bad_key", [2**31, -(2**31) - 1, 2**32, 2**32 + 5, 2**64, -(2**63)])
+@pytest.mark.parametrize("bad_key", [-(2**31) - 1, 2**32, 2**32 + 5, 2**64, -(2**63)])
 def test_key_out_of_key_t_range(getter: str, bad_key: int) -> None:
     exc = rejected(lambda: CREATORS[getter](bad_key), ValueError)
     assert "key" in str(exc)
@@ -59,19 +59,21 @@ def test_key_out_of_key_t_range(getter: str, bad_key: int) -> None:
 
 
 @pytest.mark.parametrize("getter", sorted(CREATORS))
-@pytest.mark.parametrize("edge_key", [2**31 - 1, -(2**31)])
+@pytest.mark.parametrize("edge_key", [2**31 - 1, -(2**31), 2**31, 2**32 - 1, -1])
 def test_key_at_the_edges_is_exact(ipc: Tracker, getter: str, edge_key: int) -> None:
-    if any(int(r["key"]) == edge_key for r in proc_rows(KIND[getter])):
+    # /proc/sysvipc prints the signed key_t; the API gives the unsigned form.
+    signed = edge_key - 2**32 if edge_key >= 2**31 else edge_key
+    if any(int(r["key"]) == signed for r in proc_rows(KIND[getter])):
         pytest.skip(f"key {edge_key} already in use on this machine")
     ident = ipc.track(KIND[getter], CREATORS[getter](edge_key))
     row = proc_row(KIND[getter], ident)
-    assert row is not None and int(row["key"]) == edge_key
+    assert row is not None and int(row["key"]) == signed
     stat = {
         "msgget": lambda: ll.msgctl(ident, ll.IPC_STAT).msg_perm,
         "semget": lambda: ll.semctl(ident, 0, ll.IPC_STAT).sem_perm,
         "shmget": lambda: ll.shmctl(ident, ll.IPC_STAT).shm_perm,
     }[getter]()
-    assert stat.key == edge_key
+    assert stat.key == edge_key & 0xFFFFFFFF
 
 
 @pytest.mark.parametrize("getter", sorted(CREATORS))
@@ -397,7 +399,7 @@ def test_ftok_key(tmp_path: Path, ipc: Tracker) -> None:
 
     def expected(proj: int) -> int:
         key = (st.st_ino & 0xFFFF) | ((st.st_dev & 0xFF) << 16) | ((proj & 0xFF) << 24)
-        return key - 2**32 if key >= 2**31 else key  # key_t is a signed int
+        return key  # the canonical (unsigned) spelling
 
     for proj in (1, 65, 127, 128, 255):
         assert ll.ftok(path, proj) == expected(proj)
@@ -406,10 +408,11 @@ def test_ftok_key(tmp_path: Path, ipc: Tracker) -> None:
     assert sysvipc.ftok is ll.ftok
     # The key works as a key, exactly.
     key = ll.ftok(path, 200)
-    if any(int(r["key"]) == key for r in proc_rows("msg")):
+    if any(ll.canonical_key(int(r["key"])) == key for r in proc_rows("msg")):
         pytest.skip("the ftok key is already in use")
     msqid = ipc.msgget(key)
-    assert int(proc_row("msg", msqid)["key"]) == key  # type: ignore[index]
+    # /proc/sysvipc prints the signed key_t: the same key.
+    assert ll.canonical_key(int(proc_row("msg", msqid)["key"])) == key  # type: ignore[index]
     assert ll.msgget(ll.ftok(path, 200)) == msqid
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import shutil
 import subprocess
 import sys
 
@@ -22,6 +23,14 @@ def sysvipc_cmd(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[
         text=True,
         timeout=timeout,
     )
+
+
+def sysvipc_script(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run the installed ``sysvipc`` console script, as a user would."""
+    script = shutil.which("sysvipc", path=os.path.dirname(sys.executable))
+    if script is None:
+        pytest.skip("the sysvipc console script is not installed beside this interpreter")
+    return subprocess.run([script, *args], capture_output=True, text=True, timeout=timeout)
 
 
 def ls_json(*args: str) -> list[dict[str, object]]:
@@ -43,6 +52,7 @@ KIND_FIELDS = {
 }  # fmt: skip
 
 
+@pytest.mark.private_namespace
 def test_ls_json_lists_what_the_test_created(ipc: Tracker, key: int) -> None:
     msqid = ipc.msgget(key, mode=0o640)
     semid = ipc.semget(3)
@@ -165,12 +175,23 @@ def test_usage_errors_exit_2(args: list[str]) -> None:
     assert sysvipc_cmd(*args).returncode == 2
 
 
-def test_rm_all_needs_owner_and_yes(ipc: Tracker) -> None:
-    ipc.msgget()
-    assert sysvipc_cmd("rm", "--all").returncode == 1
-    assert sysvipc_cmd("rm", "--all", "--owner", "root").returncode == 1
+@pytest.mark.private_namespace  # a regression would remove every object
+def test_rm_all_without_yes_is_a_dry_run(ipc: Tracker) -> None:
+    msqid = ipc.msgget()
+    me = pwd.getpwuid(os.getuid()).pw_name
+    for args in (["rm", "--all"], ["rm", "--all", "--owner", me]):
+        proc = sysvipc_script(*args)
+        assert proc.returncode == 0, proc.stderr
+        assert f"would remove message queue {msqid}" in proc.stdout
+        assert "dry run" in proc.stdout
+        assert proc_row("msg", msqid) is not None  # nothing removed
+    # Removing everything needs a filter as well as --yes.
+    proc = sysvipc_script("rm", "--all", "--yes")
+    assert proc.returncode == 1 and "needs a filter" in proc.stderr
+    assert proc_row("msg", msqid) is not None
 
 
+@pytest.mark.private_namespace
 def test_rm_all_removes_only_that_owners_objects(ipc: Tracker) -> None:
     mine = ipc.msgget()
     # Give one object to another owner: it must survive.
@@ -226,6 +247,7 @@ def test_limits_match_proc() -> None:
     assert lim.page_size == os.sysconf("SC_PAGESIZE")
 
 
+@pytest.mark.private_namespace
 def test_usage_counts_objects(ipc: Tracker) -> None:
     before = sysvipc.usage()
     msqid = ipc.msgget()
@@ -241,6 +263,7 @@ def test_usage_counts_objects(ipc: Tracker) -> None:
     assert after.shared_memory_segments == before.shared_memory_segments + 1
 
 
+@pytest.mark.private_namespace
 def test_list_functions_match_proc(ipc: Tracker) -> None:
     msqid, semid, shmid = ipc.msgget(), ipc.semget(2), ipc.shmget(100)
     queues = dict(sysvipc.list_message_queues())
@@ -255,6 +278,22 @@ def test_list_functions_match_proc(ipc: Tracker) -> None:
     entry = sysvipc.list_shared_memory()[0]
     ident, st = entry
     assert entry.id == ident and entry.stat == st
+
+
+def test_proc_fallback_reads_modes_as_octal(ipc: Tracker) -> None:
+    # Where *_STAT_ANY is refused, the listings come from /proc/sysvipc, whose
+    # perms column is octal (0.1.0 read 0o640 as 640).
+    from sysvipc import _introspect
+
+    ids = {"msg": ipc.msgget(mode=0o640), "sem": ipc.semget(1, mode=0o604)}
+    ids["shm"] = ipc.shmget(4096, mode=0o620)
+    for kind, field, mode in (
+        ("msg", "msqid", 0o640),
+        ("sem", "semid", 0o604),
+        ("shm", "shmid", 0o620),
+    ):
+        (row,) = [r for r in _introspect._proc_rows(kind) if r[field] == ids[kind]]
+        assert _introspect._proc_perm(row).mode & 0o777 == mode
 
 
 def test_demo_removes_everything_on_ctrl_c() -> None:
@@ -294,3 +333,118 @@ def test_console_script_is_installed() -> None:
 
     scripts = {ep.name: ep.value for ep in entry_points(group="console_scripts")}
     assert scripts.get("sysvipc") == "sysvipc._cli:main"
+
+
+# -- issue 17: what a person cleaning up needs -------------------------------
+
+
+def test_version() -> None:
+    proc = sysvipc_script("--version")
+    assert proc.returncode == 0
+    assert proc.stdout.strip() == f"sysvipc {sysvipc.__version__}"
+
+
+@pytest.mark.parametrize("spelling", ["unsigned", "signed", "decimal"])
+def test_stat_by_key_in_either_spelling(ipc: Tracker, spelling: str) -> None:
+    key = 0xDEADBEEF if not any(int(r["key"]) == 0xDEADBEEF - 2**32 for r in proc_rows("msg")) \
+        else pytest.skip("key in use")  # fmt: skip
+    msqid = ipc.msgget(key)
+    text = {"unsigned": "0xdeadbeef", "signed": str(key - 2**32), "decimal": str(key)}[spelling]
+    proc = sysvipc_script("stat", "msg", "--key", text, "--json")
+    assert proc.returncode == 0, proc.stderr
+    rec = json.loads(proc.stdout)
+    assert rec["id"] == msqid and rec["key"] == key and rec["key_hex"] == "0xdeadbeef"
+    # An id is still an id.
+    assert json.loads(sysvipc_script("stat", "msg", str(msqid), "--json").stdout)["id"] == msqid
+
+
+def test_stat_by_missing_key_names_it(key: int) -> None:
+    proc = sysvipc_script("stat", "sem", "--key", hex(key))
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == f"sysvipc: no semaphore set with key {key:#010x}"
+    assert sysvipc_script("stat", "sem").returncode == 1  # neither id nor key
+    assert sysvipc_script("stat", "msg", "--key", hex(2**32)).returncode == 1
+
+
+def test_keys_print_as_ipcs_does(ipc: Tracker) -> None:
+    key = 0x0000BEEF
+    if any(int(r["key"]) == key for r in proc_rows("shm")):
+        pytest.skip("key in use")
+    ipc.shmget(4096, key=key)
+    proc = sysvipc_script("ls", "--kind", "shm")
+    assert "0x0000beef" in proc.stdout
+    proc = sysvipc_script("rm", "--key", "0x7ffffff0")
+    assert proc.stderr.strip() == "sysvipc: no object with key 0x7ffffff0"
+
+
+@pytest.mark.private_namespace  # rm --all --yes: every match in the namespace
+def test_orphans_filter(ipc: Tracker) -> None:
+    # A segment whose creator is gone and that nobody attaches: an orphan.
+    code = (
+        "from sysvipc import lowlevel as ll; print(ll.shmget(ll.IPC_PRIVATE, 4096, ll.IPC_CREAT))"
+    )
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    orphan = ipc.track("shm", int(child.stdout))
+    # One made by this (living) process, and one that is attached: not orphans.
+    mine = ipc.shmget(4096)
+    attached = ipc.shmget(4096)
+    att = ll.shmat(attached)
+    # A queue nobody ever used, and one this process used.
+    idle = ipc.msgget()
+    used = ipc.msgget()
+    ll.msgsnd(used, b"x", 1)
+    try:
+        found = {(r["kind"], r["id"]) for r in json.loads(
+            sysvipc_script("ls", "--orphans", "--json").stdout)}  # fmt: skip
+        assert ("shm", orphan) in found and ("msg", idle) in found
+        assert ("shm", mine) not in found and ("shm", attached) not in found
+        assert ("msg", used) not in found
+        # rm --all --orphans without --yes only shows them; with --yes removes them.
+        dry = sysvipc_script("rm", "shm", "--all", "--orphans")
+        assert f"would remove shared memory segment {orphan}" in dry.stdout
+        assert proc_row("shm", orphan) is not None
+        proc = sysvipc_script("rm", "shm", "--all", "--orphans", "--yes")
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.splitlines() == [f"removed shared memory segment {orphan}"]
+        assert proc_row("shm", orphan) is None
+        assert proc_row("shm", mine) is not None and proc_row("shm", attached) is not None
+    finally:
+        att.detach()
+
+
+@pytest.mark.private_namespace  # rm --all --yes: every match in the namespace
+def test_older_than_filter(ipc: Tracker) -> None:
+    msqid = ipc.msgget()
+    assert msqid in {r["id"] for r in ls_json("--older-than", "0s", "--kind", "msg")}
+    for age in ("1h", "2d", "1w", "3600", "15m"):
+        assert msqid not in {r["id"] for r in ls_json("--older-than", age)}
+    proc = sysvipc_script("ls", "--older-than", "soon")
+    assert proc.returncode == 2 and "not a duration" in proc.stderr
+    # Combined with --owner and rm: nothing that young is removed.
+    me = pwd.getpwuid(os.getuid()).pw_name
+    proc = sysvipc_script("rm", "--all", "--owner", me, "--older-than", "1d", "--yes")
+    assert proc.returncode == 0 and proc_row("msg", msqid) is not None
+
+
+def test_filters_need_all_in_rm(ipc: Tracker) -> None:
+    msqid = ipc.msgget()
+    proc = sysvipc_script("rm", "msg", str(msqid), "--orphans")
+    assert proc.returncode == 1 and "only with --all" in proc.stderr
+    assert proc_row("msg", msqid) is not None
+
+
+def test_readme_demo_command_installs_numpy() -> None:
+    # The demo promises a numpy array: the README's command installs numpy.
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    demo = next(line for line in readme.splitlines() if "sysvipc demo" in line)
+    assert "'.[numpy]'" in demo, demo
+    assert "pip install sysvipc" in readme and "pip install ." in readme
+
+
+def test_demo_says_how_the_rows_were_shared() -> None:
+    pytest.importorskip("numpy")
+    proc = sysvipc_script("demo", timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "one numpy array in the segment" in proc.stdout

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import Tracker, proc_row
+from conftest import HANG, Tracker, proc_row
 
 from sysvipc import MessageQueue, SemaphoreSet, SharedMemory
 
@@ -200,11 +200,13 @@ def killable_consumer(msqid: int, shmid: int, layout: Layout, c: int) -> None:
         acknowledge(buf, layout, c, data)
 
 
-# The bounded run is kept behind --soak for now: once in a CI run (3.13) its
-# accounting saw a producer slot with 32453 attempts and 0 done, which the
-# producer's own write order should not produce.  Not explained yet (see the
-# issue note); `pytest --soak tests/test_faults.py` still runs it.
-@pytest.mark.slow
+# Once, in a CI run of the whole suite on a machine shared with other work,
+# this accounting saw a producer slot with 32453 attempts and 0 done.  The
+# suite then ran in the machine's namespace, where any other run's leak check
+# removed whatever appeared during its tests (this test's queue and segment
+# included); since every run has a private namespace (conftest.py), 40 runs
+# beside six concurrent builds and test runs passed.  Should it recur, the
+# message names the slot's producer and what became of it.
 @durations(4.0)
 def test_queue_with_producers_and_consumers_killed(
     ipc: Tracker, children: Children, record_property: Any, seconds: float
@@ -220,6 +222,7 @@ def test_queue_with_producers_and_consumers_killed(
     buf = shm.buf
 
     producers: dict[int, Any] = {}  # producer id -> process
+    fates: dict[int, str] = {}  # producer id -> what ended it
     consumers: dict[int, Any] = {}  # consumer slot -> process
     next_p = next_c = 0
     killed_producers = killed_consumers = retired = 0
@@ -248,13 +251,16 @@ def test_queue_with_producers_and_consumers_killed(
             if proc.exitcode is not None:
                 assert proc.exitcode == 0, f"producer {p} failed: {proc.exitcode}"
                 del producers[p]
+                fates[p] = "retired"
                 retired += 1
                 add_producer()
         if rng.random() < 0.5:
             p = rng.choice(list(producers))
             if children.kill(producers.pop(p)):
+                fates[p] = "killed"
                 killed_producers += 1
             else:
+                fates[p] = "retired"
                 retired += 1
             add_producer()
         else:
@@ -267,6 +273,7 @@ def test_queue_with_producers_and_consumers_killed(
     for p, proc in producers.items():
         proc.join(CALL_TIMEOUT + 10)
         assert proc.exitcode == 0, f"producer {p} did not stop cleanly: {proc.exitcode}"
+        fates[p] = "stopped"
     put(buf, PRODUCERS_DONE, 1)
     for c, proc in consumers.items():
         proc.join(CALL_TIMEOUT + 10)
@@ -289,7 +296,10 @@ def test_queue_with_producers_and_consumers_killed(
     ack = np.frombuffer(buf, dtype=np.uint8, offset=layout.ack_base)
     for p in range(next_p):
         attempt, done = get(buf, layout.attempt(p)), get(buf, layout.done(p))
-        assert done <= attempt <= done + 1
+        assert done <= attempt <= done + 1, (
+            f"producer {p} ({fates.get(p)}): attempt {attempt}, done {done}; "
+            f"{next_p} producers, {killed_producers} killed, {retired} retired"
+        )
         acks = ack[p * PER_ID : (p + 1) * PER_ID]
         duplicated += int(np.count_nonzero(acks > 1))
         missing += int(np.count_nonzero(acks[:done] == 0))
@@ -547,7 +557,7 @@ def test_remove_at_last_detach_parent_closes_first(ipc: Tracker, children: Child
 STORM_PERIOD = 0.001
 DELAY = 0.4  # when a helper child unblocks the call
 BOUND = 0.5  # timeouts under test
-SLACK = 0.5  # how far past its bound a timeout may end on a loaded 2-core box
+SLACK = HANG  # a timeout never ends early; how late is benchmarks/'s business
 STORM_LIMIT = 5.0  # the storm stops by itself then: a call it stretches forever still ends
 
 
@@ -724,13 +734,14 @@ def test_storm_does_not_stretch_semaphore_timeout(sems: SemaphoreSet, call: str)
     sems.values = [1, 1]
     with signal_storm() as count:
         t0 = time.monotonic()
-        with pytest.raises(TimeoutError):
-            if call == "acquire":
-                sems[0].acquire(2, timeout=BOUND)
-            elif call == "op":
+        # acquire and wait_zero answer False (threading's convention), op raises.
+        if call == "acquire":
+            assert sems[0].acquire(2, timeout=BOUND) is False
+        elif call == "op":
+            with pytest.raises(TimeoutError):
                 sems.op([(0, -1), (1, -2)], timeout=BOUND)
-            else:
-                sems[1].wait_zero(timeout=BOUND)
+        else:
+            assert sems[1].wait_zero(timeout=BOUND) is False
         elapsed = time.monotonic() - t0
     assert BOUND - 0.01 <= elapsed <= BOUND + SLACK
     check_storm(count, elapsed)

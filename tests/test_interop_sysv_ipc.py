@@ -32,9 +32,10 @@ from sysvipc import (
 from sysvipc import lowlevel as ll
 
 try:
-    from conftest import Tracker, assert_child_ok, run_python, unused_key
+    from conftest import HANG, Tracker, assert_child_ok, run_python, unused_key
 except ImportError:  # pragma: no cover - run as a package
     from tests.conftest import (  # type: ignore[no-redef]
+        HANG,
         Tracker,
         assert_child_ok,
         run_python,
@@ -232,9 +233,7 @@ def test_semaphore_made_by_sysv_ipc_used_by_sysvipc(ipc: Tracker) -> None:
     ss = sysv_ipc.Semaphore(None, CREX, initial_value=2)
     ipc.track("sem", ss.id)
     assert ss.o_time == 0  # sysv_ipc sets the value with SETVAL, no semop
-    with pytest.raises(TimeoutError, match="never initialised"):
-        SemaphoreSet(ss.key, init_timeout=0.1)
-    s = SemaphoreSet(ss.key, init_timeout=0)  # or SemaphoreSet.from_id(ss.id)
+    s = SemaphoreSet(ss.key)  # no wait: nobody runs sysvipc's handshake on it
     assert (s.id, len(s), s.values, s.created) == (ss.id, 1, [2], False)
     assert SemaphoreSet.from_id(ss.id) == s
 
@@ -255,10 +254,8 @@ def test_semaphore_made_by_sysv_ipc_used_by_sysvipc(ipc: Tracker) -> None:
     ss.block = False
     with pytest.raises(sysv_ipc.BusyError):
         ss.acquire()
-    with pytest.raises(BlockingIOError):
-        s[0].acquire(block=False)
-    with pytest.raises(TimeoutError):
-        s[0].acquire(timeout=0.05)
+    assert s[0].acquire(block=False) is False
+    assert s[0].acquire(timeout=0.05) is False
 
     s.remove()
     with pytest.raises(sysv_ipc.ExistentialError):
@@ -385,9 +382,8 @@ def test_semaphore_timeouts(ipc: Tracker) -> None:
     s = SemaphoreSet(initial=0)
     ipc.track("sem", s.id)
     start = time.monotonic()
-    with pytest.raises(TimeoutError):
-        s[0].acquire(timeout=0.2)
-    assert 0.15 < time.monotonic() - start < 2
+    assert s[0].acquire(timeout=0.2) is False
+    assert 0.2 <= time.monotonic() - start < 0.2 + HANG
 
     code = f"""
         import sysv_ipc
@@ -539,17 +535,17 @@ def test_ftok_is_the_same(tmp_path: Path) -> None:
 
 def test_keys_beyond_key_t(ipc: Tracker) -> None:
     """sysv_ipc accepts 64-bit keys and the kernel keeps the low 32 bits;
-    sysvipc refuses keys outside key_t."""
+    sysvipc refuses keys outside key_t (both spellings of key_t work)."""
     assert (sysv_ipc.KEY_MIN, sysv_ipc.KEY_MAX) == (-(2**63), 2**63 - 1)
     low = unused_key()
     sq = sysv_ipc.MessageQueue(2**32 + low, CREX)
     ipc.track("msg", sq.id)
     assert sq.key == low
     assert MessageQueue(low).id == sq.id
-    with pytest.raises(ValueError, match="key must be in the range"):
+    with pytest.raises(ValueError, match="key must fit a 32-bit key_t"):
         MessageQueue(2**32 + low)
     with pytest.raises(ValueError):
-        MessageQueue(2**31, create=True)
+        MessageQueue(2**32, create=True)
     with pytest.raises(ValueError):
         MessageQueue(-(2**31) - 1)
 
@@ -759,6 +755,8 @@ def test_doc_names_only_real_sysvipc_names() -> None:
         "q": MessageQueue,
         "s": SemaphoreSet,
         "s[0]": sysvipc.Semaphore,
+        "Semaphore": sysvipc.Semaphore,
+        "sem": sysvipc.Semaphore,
         "shm": SharedMemory,
     }
     fields = {f for cls in (MsqidDs, SemidDs, ShmidDs, IpcPerm) for f in cls.__dataclass_fields__}
@@ -785,6 +783,8 @@ def _signature_owners() -> dict[str, Any]:
         "q": MessageQueue,
         "s": SemaphoreSet,
         "s[0]": sysvipc.Semaphore,
+        "Semaphore": sysvipc.Semaphore,
+        "sem": sysvipc.Semaphore,
         "shm": SharedMemory,
         "sysvipc": sysvipc,
         "lowlevel": ll,

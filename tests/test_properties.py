@@ -198,11 +198,17 @@ def sem_programs(draw: Any) -> tuple[list[int], list[tuple[Any, ...]]]:
 OUTCOMES: dict[str, int] = {}
 
 
-def expect(outcome: str | None, call: Callable[[], object]) -> None:
+def expect(outcome: str | None, call: Callable[[], object], answers: bool = False) -> None:
+    """``answers``: the call returns True/False (acquire, wait_zero) instead
+    of raising BlockingIOError when it would wait."""
     key = outcome or "done"
     OUTCOMES[key] = OUTCOMES.get(key, 0) + 1
     if outcome is None:
-        call()
+        result = call()
+        if answers:
+            assert result is True
+    elif outcome == "block" and answers:
+        assert call() is False
     elif outcome == "block":
         with pytest.raises(BlockingIOError):
             call()
@@ -249,6 +255,7 @@ def test_semaphore_operations_match_model(
                         lambda i=i, count=count, undo=undo: s[i].acquire(
                             count, block=False, undo=undo
                         ),
+                        answers=True,
                     )
                 elif kind == "release":
                     _, i, count, undo = action
@@ -258,7 +265,11 @@ def test_semaphore_operations_match_model(
                     )
                 elif kind == "wait_zero":
                     i = action[1]
-                    expect(model.op([(i % n, 0, False)]), lambda i=i: s[i].wait_zero(block=False))
+                    expect(
+                        model.op([(i % n, 0, False)]),
+                        lambda i=i: s[i].wait_zero(block=False),
+                        answers=True,
+                    )
                 elif kind == "set":
                     _, i, v = action
                     s[i].value = v
@@ -498,10 +509,13 @@ class QueueMachine(RuleBasedStateMachine):
                 self.q.peek(index)
 
     @precondition(lambda self: len(self.model) > 0)
-    @rule(selector=SELECTORS)
-    def peek_does_not_consume(self, selector: int) -> None:
+    @rule(index=st.integers(0, 8))
+    def peek_does_not_consume(self, index: int) -> None:
         _machine_steps[1] += 1
-        assert self.q.peek(0) == self.model[0]
+        index %= len(self.model)
+        assert self.q.peek(index) == self.model[index]
+        assert self.q.peek(index) == self.model[index]  # still there
+        assert len(self.q) == len(self.model)
 
     @rule(qbytes=st.integers(0, 4096) | st.sampled_from([0, 1, 100, LIMITS.msgmnb]))
     def set_max_bytes(self, qbytes: int) -> None:

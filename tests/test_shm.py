@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import array
 import errno
+import gc
 import os
 import pickle
 import re
@@ -23,7 +24,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import Tracker, assert_child_ok, proc_row, proc_rows, run_python
+from conftest import Tracker, assert_child_ok, existing_ids, proc_row, proc_rows, run_python
 
 from sysvipc import IPC_PRIVATE, MessageQueue, SharedMemory, ShmidDs
 
@@ -35,7 +36,8 @@ PAGE = os.sysconf("SC_PAGESIZE")
 
 
 def shm_ids() -> set[int]:
-    return {int(r["shmid"]) for r in proc_rows("shm")}
+    """Every segment of the namespace (the test is skipped unless it is private)."""
+    return {ident for kind, ident in existing_ids() if kind == "shm"}
 
 
 def row(shm_or_id: SharedMemory | int) -> dict[str, str]:
@@ -181,7 +183,7 @@ BAD_ARGS: list[tuple[dict[str, Any], type[Exception]]] = [
     ({"size": 100, "mode": True}, TypeError),
     ({"size": 100, "mode": 0.5}, TypeError),
     ({"size": 100, "mode": "600"}, TypeError),
-    ({"key": 2**31, "size": 100, "create": True}, ValueError),
+    ({"key": 2**32, "size": 100, "create": True}, ValueError),
     ({"key": 2**32, "size": 100, "create": True}, ValueError),
     ({"key": 2**32 + 5, "size": 100, "create": True}, ValueError),
     ({"key": -(2**31) - 1, "size": 100, "create": True}, ValueError),
@@ -656,6 +658,12 @@ def test_remove_waits_for_views(ipc: Tracker) -> None:
     view[0] = 1  # the mapping is still there
     assert proc_row("shm", sid) is not None and int(row(sid)["nattch"]) == 1
     del view
+    # The handle exported a buffer itself, so a bare reference to it (numpy's
+    # ndarray(buffer=shm)) could still use the address: its mapping stays
+    # until the handle goes too (issue 16).
+    assert proc_row("shm", sid) is not None
+    del shm
+    gc.collect()
     assert proc_row("shm", sid) is None
 
 
@@ -755,11 +763,11 @@ def test_closed_handle_raises_value_error(make: MakeShm) -> None:
 
 def test_repr(make: MakeShm) -> None:
     shm = make(size=100)
-    assert repr(shm) == f"<SharedMemory id={shm.id} key={shm.key:#x} size=100>"
+    assert repr(shm) == f"<SharedMemory id={shm.id} key={shm.key:#010x} size=100>"
     ro = SharedMemory.from_id(shm.id, readonly=True)
-    assert repr(ro) == f"<SharedMemory id={shm.id} key={shm.key:#x} size=100 readonly>"
+    assert repr(ro) == f"<SharedMemory id={shm.id} key={shm.key:#010x} size=100 readonly>"
     ro.close()
-    assert repr(ro) == f"<SharedMemory id={shm.id} key={shm.key:#x} closed>"
+    assert repr(ro) == f"<SharedMemory id={shm.id} key={shm.key:#010x} closed>"
     assert repr(make(IPC_PRIVATE, 1)).startswith("<SharedMemory id=")
 
 
@@ -883,16 +891,21 @@ def test_hugetlb_noreserve_never_crashes() -> None:
 
 
 def test_hugetlb_with_key_leaves_nothing(ipc: Tracker, key: int) -> None:
-    before = shm_ids()
+    def with_key() -> list[int]:
+        return [int(r["shmid"]) for r in proc_rows("shm") if int(r["key"]) == key]
+
     try:
         shm = SharedMemory(key, 2 << 20, create=True, hugetlb=True)
     except OSError as e:
         assert re.search(r"huge.?page", str(e), re.I), e
-        assert shm_ids() == before
+        assert with_key() == []
         return
     ipc.track("shm", shm.id)
+    assert shm.key == key and shm.size == 2 << 20
+    assert with_key() == [shm.id]
     shm.remove()
     shm.close()
+    assert with_key() == []  # removed at the last detach: now
 
 
 def test_noreserve(make: MakeShm) -> None:

@@ -33,7 +33,7 @@ def scenario_messages() -> None:
     q = ll.msgget(ll.IPC_PRIVATE, ll.IPC_CREAT)
     try:
         ll.msgsnd(q, b"hello", 3)
-        ll.msgsnd(q, bytearray(b"x" * 9000 if False else b"y" * 100), 1)
+        ll.msgsnd(q, bytearray(b"y" * 100), 1)
         ll.msgrcv(q, None, -3)
         ll.msgrcv(q, 1000, 0, ll.MSG_NOERROR)
         ll.msgsnd(q, memoryview(b"abc"), 2, timeout=1.0)
@@ -79,8 +79,9 @@ def scenario_semaphore_class() -> None:
         with sem:
             s[1].release(2, undo=True)
         s[1].acquire(2, undo=True, timeout=1.0)
-        expect(BlockingIOError, lambda: s[1].acquire(block=False))
-        expect(TimeoutError, lambda: s[1].acquire(timeout=0.0))
+        assert s[1].acquire(block=False) is False  # EAGAIN: the answer path
+        assert s[1].acquire(timeout=0.0) is False  # ETIMEDOUT: the answer path
+        expect(BlockingIOError, lambda: s.op([(1, -1)], block=False))
         expect(ValueError, lambda: s[1].acquire(block=False, timeout=1.0))
         expect(ValueError, lambda: sem.release(40000))
         expect(TypeError, lambda: sem.acquire("1"))  # type: ignore[arg-type]
@@ -165,6 +166,55 @@ def scenario_shared_memory_class() -> None:
         del view
     finally:
         sysvipc.lowlevel.shmctl(shm.id, ll.IPC_RMID)
+
+
+def scenario_issue16_memory() -> None:
+    # The paths added for issue 16: results allocated before msgrcv, the
+    # never-fits check, the removed-object rule, set-once private state,
+    # re-validation after argument conversion.
+    q = sysvipc.MessageQueue()
+    try:
+        q.send(b"x" * 700, 300)
+        q.receive()  # a type the call did not name, above the cached ints
+        q.send(b"y" * 300, 3)
+        q.receive(3)
+        q.send(b"")
+        q.receive(max_size=0)
+        q.send(b"z" * 300, 1000)
+        q.receive_into(bytearray(1000))
+        q.set(max_bytes=0)
+        expect(ValueError, lambda: q.send(b"", timeout=1.0))
+    finally:
+        q.remove()
+    expect(sysvipc.IdentifierRemovedError, lambda: len(q))
+    expect(sysvipc.IdentifierRemovedError, q.peek)
+    expect(sysvipc.IdentifierRemovedError, q.remove)
+    expect(sysvipc.IdentifierRemovedError, lambda: q.set(mode=0o600))
+    q.close()
+    s = sysvipc.SemaphoreSet()
+    sem = s[0]
+    expect(AttributeError, lambda: delattr(sem, "_set"))
+    expect(AttributeError, lambda: setattr(sem, "_index", 0))
+    s.remove()
+    expect(sysvipc.IdentifierRemovedError, sem.release)
+    expect(sysvipc.IdentifierRemovedError, lambda: s.values)
+    s.close()
+    m = ll.shmget(ll.IPC_PRIVATE, 4096, ll.IPC_CREAT)
+    try:
+        att = ll.shmat(m)
+
+        class Detach:
+            def __index__(self) -> int:
+                att.detach()
+                return 0
+
+        expect(ValueError, lambda: att.read(1, Detach()))
+        shm = sysvipc.SharedMemory.from_id(m)
+        expect(AttributeError, lambda: delattr(shm, "_attachment"))
+        bytes(shm)
+        shm.close()
+    finally:
+        ll.shmctl(m, ll.IPC_RMID)
 
 
 def scenario_introspection() -> None:

@@ -74,3 +74,27 @@ def low_level() -> None:
     for ident, stat in sysvipc.list_shared_memory():
         print(ident, stat.shm_segsz)
     print(data, kind, sysvipc.limits().msgmax, sysvipc.ftok("/", "A"))
+
+
+def compat() -> None:
+    from sysvipc import compat as sysv_ipc
+
+    mq = sysv_ipc.MessageQueue(None, sysv_ipc.IPC_CREX, max_message_size=256)
+    mq.send("text", block=False, type=2)
+    message, kind = mq.receive()
+    sem = sysv_ipc.Semaphore(None, sysv_ipc.IPC_CREX, initial_value=1)
+    with sem:
+        sem.block = False
+    mem = sysv_ipc.SharedMemory(None, sysv_ipc.IPC_CREX, size=4096)
+    mem.write(b"abc", offset=1)
+    got: bytes = mem.read(byte_count=3, offset=1)
+    view = memoryview(mem)
+    ident: int = mem.id
+    view.release()
+    try:
+        mem.detach()
+    except sysv_ipc.Error as e:
+        print(e.errno)
+    print(message, kind, got, ident, mq.current_messages, sem.value)
+    for gone in (mq.remove, sem.remove, mem.remove):
+        gone()
