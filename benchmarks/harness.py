@@ -5,6 +5,8 @@
 - ``calibrate``: warm up, estimate the time per operation, then time one
   batch that lasts about the target time;
 - ``Peer``: a forked second process driven through two pipes;
+- ``measure_pair``, ``measure_stream``, ``measure_sem_pingpong``,
+  ``measure_sem_uncontended``: the timed loops, shared by every backend;
 - ``pin``: CPU affinity.
 
 Workers report raw numbers only (operations and nanoseconds, latency
@@ -21,6 +23,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any
 
 # --------------------------------------------------------------------------
@@ -561,6 +564,115 @@ def latency_samples(one: Callable[[], int], cfg: Config) -> dict[str, Any]:
     one()
     samples = [one() for _ in range(cfg.latency_iters)]
     return {"samples_ns": samples, "ops": len(samples)}
+
+
+# --------------------------------------------------------------------------
+# The loops every backend shares: it supplies its bound methods, called in
+# the same shape by every library (a loop inside a function, the callables
+# in its closure, as real code has them).  Ping-pong stays in the backends:
+# each library passes the message type its own way.
+# --------------------------------------------------------------------------
+
+
+def measure_pair(
+    send: Callable[[bytes], object], recv: Callable[[], object], size: int, cfg: Config
+) -> dict[str, int]:
+    """One process: ``send(data)`` then ``recv()``."""
+    data = b"x" * size
+
+    def batch(n: int) -> int:
+        t0 = now_ns()
+        for _ in repeat(None, n):
+            send(data)
+            recv()
+        return now_ns() - t0
+
+    return calibrate(batch, cfg)
+
+
+def measure_stream(
+    send: Callable[[bytes], object], recv: Callable[[], object], size: int, cfg: Config
+) -> dict[str, int]:
+    """``send(data)`` as fast as it goes; a forked peer ``recv()``s, timed
+    from the first send to the peer's last receive."""
+
+    def child(peer: Peer) -> None:
+        while n := peer.next_command():
+            for _ in repeat(None, n):
+                recv()
+            peer.reply(now_ns())
+
+    data = b"x" * size
+    with Peer(child, cfg.peer_cpu) as peer:
+
+        def batch(n: int) -> int:
+            peer.command(n)
+            t0 = now_ns()
+            for _ in repeat(None, n):
+                send(data)
+            return peer.result() - t0
+
+        return calibrate(batch, cfg)
+
+
+def measure_sem_pingpong(
+    acq0: Callable[[], object],
+    rel0: Callable[[], object],
+    acq1: Callable[[], object],
+    rel1: Callable[[], object],
+    cfg: Config,
+) -> dict[str, int]:
+    """Two semaphores at 0: release A + acquire B against a forked peer's
+    acquire A + release B."""
+
+    def child(peer: Peer) -> None:
+        while n := peer.next_command():
+            for _ in repeat(None, n):
+                acq0()
+                rel1()
+
+    with Peer(child, cfg.peer_cpu) as peer:
+
+        def batch(n: int) -> int:
+            peer.command(n)
+            t0 = now_ns()
+            for _ in repeat(None, n):
+                rel0()
+                acq1()
+            return now_ns() - t0
+
+        return calibrate(batch, cfg)
+
+
+def measure_sem_uncontended(
+    acq: Callable[..., object],
+    rel: Callable[..., object],
+    cfg: Config,
+    *,
+    undo_keyword: bool = False,
+) -> dict[str, int]:
+    """``acq()`` then ``rel()`` on a semaphore at 1; ``undo_keyword``:
+    ``acq(undo=True)`` then ``rel(undo=True)`` (sysvipc's spelling of
+    SEM_UNDO; other libraries set it otherwise or lack it)."""
+    if undo_keyword:
+
+        def batch(n: int) -> int:
+            t0 = now_ns()
+            for _ in repeat(None, n):
+                acq(undo=True)
+                rel(undo=True)
+            return now_ns() - t0
+
+    else:
+
+        def batch(n: int) -> int:
+            t0 = now_ns()
+            for _ in repeat(None, n):
+                acq()
+                rel()
+            return now_ns() - t0
+
+    return calibrate(batch, cfg)
 
 
 def track(cfg: Config, kind: str, ident: int) -> None:

@@ -5,6 +5,7 @@ multiprocessing, in one run.
     python benchmarks/run.py            # full: 5 repetitions, ~200 ms batches
     python benchmarks/run.py --quick    # under a minute: 3 repetitions
     python benchmarks/run.py --list     # the rows and the backends
+    python benchmarks/run.py --instructions  # instructions per operation (callgrind)
 
 Every figure comes from a fresh process per repetition (a worker), the
 backends' order rotates between repetitions, and both processes of a
@@ -120,6 +121,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     p.add_argument("--no-chart", action="store_true", help="do not draw the PNG chart")
     p.add_argument("--list", action="store_true", help="list the rows and backends, then exit")
+    p.add_argument(
+        "--instructions",
+        action="store_true",
+        help="print instead the instructions per operation under callgrind "
+        "(benchmarks/instructions.py; needs valgrind)",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="show workers' stderr")
     args = p.parse_args(argv)
     if args.spread:
@@ -644,6 +651,11 @@ def main(argv: list[str]) -> int:
     if args.target_ms:
         settings["target_ms"] = args.target_ms
     worker_timeout = args.worker_timeout or (60.0 if args.quick else 120.0)
+
+    if args.instructions:
+        import instructions
+
+        return int(instructions.main(["-n", "500"] if args.quick else []))
 
     if args.list:
         print("rows:")

@@ -88,6 +88,7 @@ typedef struct {
     PyTypeObject *MessageQueueBaseType;
     PyTypeObject *SemaphoreSetBaseType;
     PyTypeObject *SemaphoreBaseType;
+    PyObject *receive_reserve; // see receive_small
 } module_state;
 
 static struct PyModuleDef sysvipc_module;
@@ -256,6 +257,27 @@ raise_errno_key(module_state *st, int err, const char *syscall_name, key_t key)
 /* ------------------------------------------------------------------------ */
 
 /*
+ * Whether keyword `key` (a str: the interpreter checks) is `name`.  Call
+ * sites pass compact ASCII names, compared here without the generic
+ * Unicode comparison, which costs more than the syscall behind the call.
+ */
+static inline int
+keyword_is(PyObject *key, const char *name)
+{
+    if (PyUnicode_IS_COMPACT_ASCII(key)) {
+        Py_ssize_t len = PyUnicode_GET_LENGTH(key);
+        const char *text = (const char *)PyUnicode_DATA(key);
+        for (Py_ssize_t i = 0; i < len; i++) {
+            if (name[i] != text[i] || name[i] == '\0') {
+                return 0; // never reads past the end of name
+            }
+        }
+        return name[len] == '\0';
+    }
+    return PyUnicode_CompareWithASCIIString(key, name) == 0;
+}
+
+/*
  * Sort METH_FASTCALL | METH_KEYWORDS arguments into `out` (borrowed
  * references, NULL where not given).  `names` lists every parameter; the
  * first `npos` may be passed by position, the first `nreq` are required.
@@ -284,7 +306,7 @@ parse_args(const char *fname, PyObject *const *args, Py_ssize_t nargs,
         for (i = 0; i < nkw; i++) {
             PyObject *key = PyTuple_GET_ITEM(kwnames, i);
             for (j = 0; j < nnames; j++) {
-                if (PyUnicode_CompareWithASCIIString(key, names[j]) == 0) {
+                if (keyword_is(key, names[j])) {
                     break;
                 }
             }
@@ -322,6 +344,15 @@ static int
 to_llong(PyObject *obj, const char *what, long long lo, long long hi,
          long long *out)
 {
+    if (PyLong_CheckExact(obj)) { // the everyday case, without __index__
+        int overflow = 0;
+        long long value = PyLong_AsLongLongAndOverflow(obj, &overflow);
+        if (overflow == 0 && value >= lo && value <= hi) {
+            *out = value;
+            return 0;
+        }
+        // Out of range: the general path below says so.
+    }
     if (PyBool_Check(obj) || !PyIndex_Check(obj)) {
         PyErr_Format(PyExc_TypeError, "%s must be an integer, not %.100s",
                      what, Py_TYPE(obj)->tp_name);
@@ -1186,6 +1217,46 @@ apply_perm_changes(PyObject *changes, Py_ssize_t nfields,
  * returns one of these each time.
  */
 
+/*
+ * A Message with both items NULL, to be filled before anyone sees it.  Not
+ * tracked by the garbage collector: a received Message holds a bytes and an
+ * int, which can form no cycle (Message(...) from Python is tracked).
+ */
+static PyObject *
+message_alloc(module_state *st)
+{
+    PyObject *message =
+        (PyObject *)PyObject_GC_NewVar(PyTupleObject, st->MessageType, 2);
+    if (message != NULL) {
+        PyTuple_SET_ITEM(message, 0, NULL);
+        PyTuple_SET_ITEM(message, 1, NULL);
+    }
+    return message;
+}
+
+static void
+message_dealloc(PyObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    if (!PyObject_GC_IsTracked(self)) { // received: a bytes and an int
+        Py_XDECREF(PyTuple_GET_ITEM(self, 0));
+        Py_XDECREF(PyTuple_GET_ITEM(self, 1));
+        tp->tp_free(self);
+        Py_DECREF(tp);
+        return;
+    }
+    // Made from Python: it may hold anything, nested deeply (as tuple does).
+    PyObject_GC_UnTrack(self);
+    // clang-format off
+    Py_TRASHCAN_BEGIN(self, message_dealloc)
+    Py_XDECREF(PyTuple_GET_ITEM(self, 0));
+    Py_XDECREF(PyTuple_GET_ITEM(self, 1));
+    tp->tp_free(self);
+    Py_DECREF(tp);
+    Py_TRASHCAN_END
+    // clang-format on
+}
+
 static PyObject *
 message_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
 {
@@ -1217,18 +1288,6 @@ message_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
 }
 
 static PyObject *
-message_get_data(PyObject *self, void *Py_UNUSED(c))
-{
-    return Py_NewRef(PyTuple_GET_ITEM(self, 0));
-}
-
-static PyObject *
-message_get_type(PyObject *self, void *Py_UNUSED(c))
-{
-    return Py_NewRef(PyTuple_GET_ITEM(self, 1));
-}
-
-static PyObject *
 message_repr(PyObject *self)
 {
     return PyUnicode_FromFormat("sysvipc.Message(data=%R, type=%R)",
@@ -1236,16 +1295,21 @@ message_repr(PyObject *self)
                                 PyTuple_GET_ITEM(self, 1));
 }
 
-static PyGetSetDef message_getset[] = {
-    {"data", message_get_data, NULL, "The payload (bytes).", NULL},
-    {"type", message_get_type, NULL, "The message type (an int >= 1).", NULL},
-    {NULL, NULL, NULL, NULL, NULL},
+/* Members rather than getters: the interpreter specializes their access. */
+static PyMemberDef message_members[] = {
+    {"data", T_OBJECT_EX, offsetof(PyTupleObject, ob_item), READONLY,
+     "The payload (bytes)."},
+    {"type", T_OBJECT_EX,
+     offsetof(PyTupleObject, ob_item) + sizeof(PyObject *), READONLY,
+     "The message type (an int >= 1)."},
+    {NULL, 0, 0, 0, NULL},
 };
 
 static PyType_Slot message_slots[] = {
     {Py_tp_new, message_new},
+    {Py_tp_dealloc, message_dealloc},
     {Py_tp_repr, message_repr},
-    {Py_tp_getset, message_getset},
+    {Py_tp_members, message_members},
     {Py_tp_doc, (void *)"Message(data, type=None)\n--\n\n"
                         "A received message: a tuple (data, type) with "
                         "named fields."},
@@ -1870,8 +1934,7 @@ msgrcv_impl(module_state *st, int msqid, size_t max_size, long mtype,
     // The Message, and its type when the call determines it, exist before
     // msgrcv takes the message (receive_message does the same for the
     // payload).  Types up to 256 are the interpreter's cached ints.
-    PyTypeObject *tp = st->MessageType;
-    PyObject *message = tp->tp_alloc(tp, 2);
+    PyObject *message = message_alloc(st);
     if (message == NULL) {
         return NULL;
     }
@@ -2637,14 +2700,23 @@ typedef struct {
     PyObject_HEAD
     int id;
     char closed;
-    fast_hint hint; // see fast_hint_try
+    fast_hint hint;      // see fast_hint_try
+    fast_hint send_hint; // when to skip send's shortcut (see mq_send)
+    // The module's state, found once: the instance keeps its class alive,
+    // and the class the module.
+    module_state *st;
 } HandleCore;
 
 static PyObject *
 handle_core_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
+    module_state *st = get_state_by_type(type);
+    if (st == NULL) {
+        return NULL;
+    }
     HandleCore *self = (HandleCore *)type->tp_alloc(type, 0);
     if (self != NULL) {
+        self->st = st;
         self->id = -1;
         self->closed = 1; // until __init__ has opened something
     }
@@ -2837,10 +2909,27 @@ mq_send(HandleCore *self, PyObject *const *args, Py_ssize_t nargs,
         parse_timeout(a[3], &has_deadline, &deadline) < 0) {
         return NULL;
     }
-    module_state *st = get_state_by_type(Py_TYPE(self));
-    if (st == NULL) {
-        return NULL;
+    if (PyBytes_CheckExact(a[0]) && PyBytes_GET_SIZE(a[0]) <= STACK_MSG_SIZE &&
+        fast_hint_try(&self->send_hint)) {
+        // The everyday call: bytes that fit on the stack, sent without
+        // waiting, with the GIL held and no buffer export (bytes cannot
+        // change).  A full queue or an error takes the general path.
+        Py_ssize_t len = PyBytes_GET_SIZE(a[0]);
+        stack_msgbuf msg;
+        msg.mtype = (long)mtype;
+        memcpy(msg.mtext, PyBytes_AS_STRING(a[0]), (size_t)len);
+        if (msgsnd(self->id, &msg, (size_t)len, IPC_NOWAIT) == 0) {
+            Py_RETURN_NONE;
+        }
+        if (errno == EAGAIN) {
+            // The general path tries again before it waits.  A queue found
+            // full tends to stay so (a producer ahead of its consumer): the
+            // next sends go straight to the general path, sparing them that
+            // second copy and syscall.
+            self->send_hint.skip = 63;
+        }
     }
+    module_state *st = self->st;
     int msqid = self->id;
     return removed_if_invalid(st,
                               msgsnd_impl(st, msqid, a[0], (long)mtype,
@@ -2878,6 +2967,171 @@ PyDoc_STRVAR(
     "Without a message: wait (block=True), for at most timeout seconds\n"
     "(TimeoutError), or raise BlockingIOError (block=False).");
 
+/*
+ * The module's receive reserve (see receive_small) is taken for the whole
+ * call, so that no other thread can use it meanwhile, and put back after.
+ * The GIL makes plain loads and stores enough; without one they are atomic.
+ */
+static inline PyObject *
+reserve_take(module_state *st)
+{
+#ifdef Py_GIL_DISABLED
+    return __atomic_exchange_n(&st->receive_reserve, NULL, __ATOMIC_ACQ_REL);
+#else
+    PyObject *reserve = st->receive_reserve;
+    st->receive_reserve = NULL;
+    return reserve;
+#endif
+}
+
+static inline void
+reserve_put_back(module_state *st, PyObject *reserve)
+{
+#ifdef Py_GIL_DISABLED
+    PyObject *none = NULL;
+    if (__atomic_compare_exchange_n(&st->receive_reserve, &none, reserve, 0,
+                                    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        return;
+    }
+#else
+    if (st->receive_reserve == NULL) {
+        st->receive_reserve = reserve;
+        return;
+    }
+#endif
+    Py_DECREF(reserve); // another thread put one back meanwhile
+}
+
+/*
+ * receive() without a timeout when the message fits on the stack: the
+ * everyday call, in one function.  msgrcv cannot be undone, so everything
+ * the result is made of exists before it runs: the Message, its type when
+ * the request fixes it (or a cached small int), and the module's reserve,
+ * a bytes object of STACK_MSG_SIZE kept between calls that stands in for
+ * the exact-size bytes if those cannot be allocated.  Returns 1 with the
+ * Message in *out, -1 with an exception set, or 0 when the message is
+ * longer than the stack buffer and max_size allows it: it is still queued,
+ * for the general path.
+ */
+static int
+receive_small(module_state *st, HandleCore *self, size_t max_size, long mtype,
+              int flags, PyObject **out)
+{
+    size_t cap = max_size < STACK_MSG_SIZE ? max_size : STACK_MSG_SIZE;
+    int callflags = flags;
+    if (max_size > STACK_MSG_SIZE) {
+        callflags &= ~MSG_NOERROR; // a longer message is not cut to fit here
+    }
+    PyObject *message = message_alloc(st);
+    if (message == NULL) {
+        return -1;
+    }
+    PyObject *type = NULL;
+    if (!(flags & MSG_EXCEPT) && mtype != 0 && mtype >= -256) {
+        // The message's type will be mtype, or for mtype < 0 at most
+        // -mtype: a cached small int then, made after msgrcv at no risk.
+        type = mtype > 0 ? PyLong_FromLong(mtype) : NULL;
+        if (mtype > 0 && type == NULL) {
+            Py_DECREF(message);
+            return -1;
+        }
+    }
+    PyObject *reserve = reserve_take(st);
+    if (reserve == NULL) {
+        reserve = PyBytes_FromStringAndSize(NULL, STACK_MSG_SIZE);
+        if (reserve == NULL) {
+            Py_XDECREF(type);
+            Py_DECREF(message);
+            return -1;
+        }
+    }
+
+    stack_msgbuf buf;
+    int msqid = self->id;
+    int nowait = (flags & IPC_NOWAIT) != 0;
+    // As in receive_loop: no GIL round trip for a call that need not wait.
+    int fast = nowait || fast_hint_try(&self->hint);
+    int attempts = 0, e = 0, result = -1;
+    ssize_t n;
+    for (;;) {
+        attempts++;
+        if (fast) {
+            fast = 0;
+            n = msgrcv(msqid, &buf, cap, mtype, callflags | IPC_NOWAIT);
+            e = errno;
+            if (!nowait) {
+                fast_hint_result(&self->hint, n < 0 && e == ENOMSG);
+                if (n < 0 && e == ENOMSG) {
+                    continue; // now wait for it
+                }
+            }
+        }
+        else {
+            Py_BEGIN_ALLOW_THREADS
+            n = msgrcv(msqid, &buf, cap, mtype, callflags);
+            e = errno;
+            Py_END_ALLOW_THREADS
+        }
+        if (n >= 0 || e != EINTR) {
+            break;
+        }
+        if (PyErr_CheckSignals() < 0) {
+            goto done; // nothing was taken
+        }
+    }
+    if (n < 0) {
+        if (e == E2BIG && max_size > STACK_MSG_SIZE) {
+            result = 0;
+        }
+        else {
+            // EINVAL on a retry: the id was valid at the first try, so the
+            // queue was removed in between.
+            raise_errno(st, (e == EINVAL && attempts > 1) ? EIDRM : e,
+                        "msgrcv", msqid);
+        }
+        goto done;
+    }
+
+    // The message is ours: from here on nothing may fail.
+    PyObject *data = PyBytes_FromStringAndSize(buf.mtext, n);
+    if (data == NULL) {
+        PyErr_Clear();
+        data = bytes_from_spare(reserve, buf.mtext, n); // the reserve shrunk
+        reserve = NULL;
+    }
+    if (type == NULL) {
+        // Types up to 256 are cached ints, which need no allocation; for
+        // others the reserve, if still ours, makes room for a second try.
+        type = long_after_receive(buf.mtype, &reserve);
+        if (type == NULL) {
+            // A type above 256 that no request fixed (type 0, type below
+            // -256 or except_type), and not even an int's 32 bytes to be
+            // had: the message goes back, at the end of the queue.
+            Py_DECREF(data);
+            int back = msgsnd(msqid, &buf, (size_t)n, IPC_NOWAIT);
+            PyErr_Format(PyExc_MemoryError,
+                         "out of memory receiving a message of type %ld; "
+                         "it %s",
+                         buf.mtype,
+                         back == 0 ? "was sent back to the end of the queue"
+                                   : "could not be sent back, and is lost");
+            goto done;
+        }
+    }
+    PyTuple_SET_ITEM(message, 0, data);
+    PyTuple_SET_ITEM(message, 1, type);
+    *out = message;
+    message = type = NULL;
+    result = 1;
+done:
+    if (reserve != NULL) {
+        reserve_put_back(st, reserve);
+    }
+    Py_XDECREF(type);
+    Py_XDECREF(message);
+    return result;
+}
+
 static PyObject *
 mq_receive(HandleCore *self, PyObject *const *args, Py_ssize_t nargs,
            PyObject *kwnames)
@@ -2904,11 +3158,16 @@ mq_receive(HandleCore *self, PyObject *const *args, Py_ssize_t nargs,
                    &max_size) < 0)) {
         return NULL;
     }
-    module_state *st = get_state_by_type(Py_TYPE(self));
-    if (st == NULL) {
-        return NULL;
-    }
+    module_state *st = self->st;
     int msqid = self->id;
+    if (!has_deadline) {
+        PyObject *message = NULL;
+        int rc = receive_small(st, self, (size_t)max_size, (long)mtype, flags,
+                               &message);
+        if (rc != 0) {
+            return removed_if_invalid(st, message, msqid);
+        }
+    }
     return removed_if_invalid(st,
                               msgrcv_impl(st, msqid, (size_t)max_size,
                                           (long)mtype, &self->hint, flags,
@@ -4469,6 +4728,7 @@ sysvipc_clear(PyObject *m)
     Py_CLEAR(st->MessageQueueBaseType);
     Py_CLEAR(st->SemaphoreSetBaseType);
     Py_CLEAR(st->SemaphoreBaseType);
+    Py_CLEAR(st->receive_reserve);
     return 0;
 }
 

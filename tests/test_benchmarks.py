@@ -14,6 +14,7 @@ import json
 import math
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -267,3 +268,50 @@ def test_docs_describe_every_row_and_backend() -> None:
     assert [r for r in rows if r not in documented] == []
     for title in ("raw C", "sysvipc", "sysv_ipc", "posix_ipc", "multiprocessing", "mp.Queue"):
         assert f"**{title}**" in doc, title
+
+
+INSTRUCTIONS = ROOT / "benchmarks" / "instructions.py"
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+@pytest.mark.skipif(
+    "asan" in os.environ.get("LD_PRELOAD", ""), reason="valgrind cannot run AddressSanitizer"
+)
+def test_instruction_counts_are_numbers(tmp_path: Path) -> None:
+    # A tiny N: only that the counting works end to end (the figures
+    # themselves are checked by running the benchmark, never here).  Every
+    # row for sysvipc and the floor; sysv_ipc on the ping-pong only (its
+    # other rows are the same calls), to keep the test short.
+    def count(*args: str) -> tuple[dict[str, Any], str]:
+        out = tmp_path / "counts.json"
+        proc = subprocess.run(
+            [sys.executable, str(INSTRUCTIONS), "-n", "10", "--json", str(out), *args],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            cwd=ROOT,
+        )
+        assert proc.returncode == 0, proc.stderr
+        report: dict[str, Any] = json.loads(out.read_text())
+        return report, proc.stdout
+
+    rows = ["pair_16", "sem", "sem_undo", "pingpong_64"]
+    report, stdout = count("--libs", "sysvipc,floor")
+    assert list(report["results"]) == rows
+    for row in rows:
+        cells = report["results"][row]
+        assert set(cells) == {"sysvipc", "floor"}
+        assert isinstance(cells["sysvipc"]["value"], float), (row, cells)
+        assert math.isfinite(cells["sysvipc"]["value"])
+    assert math.isfinite(report["results"]["pair_16"]["floor"]["value"])
+    assert report["results"]["pingpong_64"]["floor"]["value"] is None
+    table = [ln for ln in stdout.splitlines() if ln.startswith("| ")]
+    assert len(table) == 1 + len(rows)  # the header, then one line per row
+    assert "sysvipc" in table[0] and "os.getppid()" in table[0]
+
+    report, _ = count("--libs", "sysv_ipc", "--rows", "pingpong_64")
+    cell = report["results"]["pingpong_64"]["sysv_ipc"]
+    if _installed("sysv_ipc"):
+        assert math.isfinite(cell["value"]), cell
+    else:
+        assert cell["value"] is None and cell["reason"]

@@ -24,6 +24,10 @@ from harness import (
     Peer,
     calibrate,
     latency_samples,
+    measure_pair,
+    measure_sem_pingpong,
+    measure_sem_uncontended,
+    measure_stream,
     now_ns,
     serve_stamps,
     unpack_stamp,
@@ -112,25 +116,7 @@ class Impl:
     def msg_stream(self, size: int, cfg: Config) -> dict[str, Any]:
         r, w = self.ctx.Pipe(duplex=False)
         try:
-            send, recv = w.send_bytes, r.recv_bytes
-
-            def child(peer: Peer) -> None:
-                while n := peer.next_command():
-                    for _ in repeat(None, n):
-                        recv()
-                    peer.reply(now_ns())
-
-            data = b"x" * size
-            with Peer(child, cfg.peer_cpu) as peer:
-
-                def batch(n: int) -> int:
-                    peer.command(n)
-                    t0 = now_ns()
-                    for _ in repeat(None, n):
-                        send(data)
-                    return peer.result() - t0
-
-                return calibrate(batch, cfg)
+            return measure_stream(w.send_bytes, r.recv_bytes, size, cfg)
         finally:
             r.close()
             w.close()
@@ -138,17 +124,7 @@ class Impl:
     def msg_pair(self, size: int, cfg: Config) -> dict[str, Any]:
         r, w = self.ctx.Pipe(duplex=False)
         try:
-            send, recv = w.send_bytes, r.recv_bytes
-            data = b"x" * size
-
-            def batch(n: int) -> int:
-                t0 = now_ns()
-                for _ in repeat(None, n):
-                    send(data)
-                    recv()
-                return now_ns() - t0
-
-            return calibrate(batch, cfg)
+            return measure_pair(w.send_bytes, r.recv_bytes, size, cfg)
         finally:
             r.close()
             w.close()
@@ -156,37 +132,11 @@ class Impl:
     def sem_pingpong(self, cfg: Config) -> dict[str, Any]:
         a, b = self.ctx.Semaphore(0), self.ctx.Semaphore(0)
         acq0, rel0, acq1, rel1 = a.acquire, a.release, b.acquire, b.release
-
-        def child(peer: Peer) -> None:
-            while n := peer.next_command():
-                for _ in repeat(None, n):
-                    acq0()
-                    rel1()
-
-        with Peer(child, cfg.peer_cpu) as peer:
-
-            def batch(n: int) -> int:
-                peer.command(n)
-                t0 = now_ns()
-                for _ in repeat(None, n):
-                    rel0()
-                    acq1()
-                return now_ns() - t0
-
-            return calibrate(batch, cfg)
+        return measure_sem_pingpong(acq0, rel0, acq1, rel1, cfg)
 
     def sem_uncontended(self, undo: bool, cfg: Config) -> dict[str, Any]:
         s = self.ctx.Semaphore(1)
-        acq, rel = s.acquire, s.release
-
-        def batch(n: int) -> int:
-            t0 = now_ns()
-            for _ in repeat(None, n):
-                acq()
-                rel()
-            return now_ns() - t0
-
-        return calibrate(batch, cfg)
+        return measure_sem_uncontended(s.acquire, s.release, cfg)
 
     @contextlib.contextmanager
     def segment(self, cfg: Config) -> Iterator[Any]:

@@ -20,6 +20,8 @@ from harness import (
     Peer,
     calibrate,
     latency_samples,
+    measure_pair,
+    measure_stream,
     now_ns,
     serve_stamps,
     unpack_stamp,
@@ -87,39 +89,11 @@ class Impl:
 
     def msg_stream(self, size: int, cfg: Config) -> dict[str, Any]:
         with self._queues(1) as (q,):
-            put, get = q.put, q.get
-
-            def child(peer: Peer) -> None:
-                while n := peer.next_command():
-                    for _ in repeat(None, n):
-                        get()
-                    peer.reply(now_ns())
-
-            data = b"x" * size
-            with Peer(child, cfg.peer_cpu) as peer:
-
-                def batch(n: int) -> int:
-                    peer.command(n)
-                    t0 = now_ns()
-                    for _ in repeat(None, n):
-                        put(data)
-                    return peer.result() - t0
-
-                return calibrate(batch, cfg)
+            return measure_stream(q.put, q.get, size, cfg)
 
     def msg_pair(self, size: int, cfg: Config) -> dict[str, Any]:
         with self._queues(1) as (q,):
-            put, get = q.put, q.get
-            data = b"x" * size
-
-            def batch(n: int) -> int:
-                t0 = now_ns()
-                for _ in repeat(None, n):
-                    put(data)
-                    get()
-                return now_ns() - t0
-
-            return calibrate(batch, cfg)
+            return measure_pair(q.put, q.get, size, cfg)
 
     def timed_wait_latency(self, cfg: Config) -> dict[str, Any]:
         with self._queues(1) as (q,):

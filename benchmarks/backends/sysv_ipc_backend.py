@@ -15,7 +15,17 @@ from collections.abc import Callable, Iterator
 from itertools import repeat
 from typing import Any
 
-from harness import Config, Peer, calibrate, now_ns, track
+from harness import (
+    Config,
+    Peer,
+    calibrate,
+    measure_pair,
+    measure_sem_pingpong,
+    measure_sem_uncontended,
+    measure_stream,
+    now_ns,
+    track,
+)
 
 TITLE = "sysv_ipc"
 
@@ -86,39 +96,11 @@ class Impl:
 
     def msg_stream(self, size: int, cfg: Config) -> dict[str, Any]:
         with self._queue(cfg, size) as q:
-            send, recv = q.send, q.receive
-
-            def child(peer: Peer) -> None:
-                while n := peer.next_command():
-                    for _ in repeat(None, n):
-                        recv()
-                    peer.reply(now_ns())
-
-            data = b"x" * size
-            with Peer(child, cfg.peer_cpu) as peer:
-
-                def batch(n: int) -> int:
-                    peer.command(n)
-                    t0 = now_ns()
-                    for _ in repeat(None, n):
-                        send(data)
-                    return peer.result() - t0
-
-                return calibrate(batch, cfg)
+            return measure_stream(q.send, q.receive, size, cfg)
 
     def msg_pair(self, size: int, cfg: Config) -> dict[str, Any]:
         with self._queue(cfg, size) as q:
-            send, recv = q.send, q.receive
-            data = b"x" * size
-
-            def batch(n: int) -> int:
-                t0 = now_ns()
-                for _ in repeat(None, n):
-                    send(data)
-                    recv()
-                return now_ns() - t0
-
-            return calibrate(batch, cfg)
+            return measure_pair(q.send, q.receive, size, cfg)
 
     @contextlib.contextmanager
     def _semaphores(self, cfg: Config, initial: int, count: int) -> Iterator[list[Any]]:
@@ -137,38 +119,12 @@ class Impl:
     def sem_pingpong(self, cfg: Config) -> dict[str, Any]:
         with self._semaphores(cfg, 0, 2) as (a, b):
             acq0, rel0, acq1, rel1 = a.acquire, a.release, b.acquire, b.release
-
-            def child(peer: Peer) -> None:
-                while n := peer.next_command():
-                    for _ in repeat(None, n):
-                        acq0()
-                        rel1()
-
-            with Peer(child, cfg.peer_cpu) as peer:
-
-                def batch(n: int) -> int:
-                    peer.command(n)
-                    t0 = now_ns()
-                    for _ in repeat(None, n):
-                        rel0()
-                        acq1()
-                    return now_ns() - t0
-
-                return calibrate(batch, cfg)
+            return measure_sem_pingpong(acq0, rel0, acq1, rel1, cfg)
 
     def sem_uncontended(self, undo: bool, cfg: Config) -> dict[str, Any]:
         with self._semaphores(cfg, 1, 1) as (s,):
             s.undo = undo
-            acq, rel = s.acquire, s.release
-
-            def batch(n: int) -> int:
-                t0 = now_ns()
-                for _ in repeat(None, n):
-                    acq()
-                    rel()
-                return now_ns() - t0
-
-            return calibrate(batch, cfg)
+            return measure_sem_uncontended(s.acquire, s.release, cfg)
 
     @contextlib.contextmanager
     def segment(self, cfg: Config) -> Iterator[Any]:

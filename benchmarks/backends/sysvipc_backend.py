@@ -19,6 +19,10 @@ from harness import (
     Peer,
     calibrate,
     latency_samples,
+    measure_pair,
+    measure_sem_pingpong,
+    measure_sem_uncontended,
+    measure_stream,
     now_ns,
     serve_stamps,
     track,
@@ -118,39 +122,11 @@ class Impl:
 
     def msg_stream(self, size: int, cfg: Config) -> dict[str, Any]:
         with self._queue(cfg) as q:
-            send, recv = q.send, q.receive
-
-            def child(peer: Peer) -> None:
-                while n := peer.next_command():
-                    for _ in repeat(None, n):
-                        recv()
-                    peer.reply(now_ns())
-
-            data = b"x" * size
-            with Peer(child, cfg.peer_cpu) as peer:
-
-                def batch(n: int) -> int:
-                    peer.command(n)
-                    t0 = now_ns()
-                    for _ in repeat(None, n):
-                        send(data)
-                    return peer.result() - t0
-
-                return calibrate(batch, cfg)
+            return measure_stream(q.send, q.receive, size, cfg)
 
     def msg_pair(self, size: int, cfg: Config) -> dict[str, Any]:
         with self._queue(cfg) as q:
-            send, recv = q.send, q.receive
-            data = b"x" * size
-
-            def batch(n: int) -> int:
-                t0 = now_ns()
-                for _ in repeat(None, n):
-                    send(data)
-                    recv()
-                return now_ns() - t0
-
-            return calibrate(batch, cfg)
+            return measure_pair(q.send, q.receive, size, cfg)
 
     # -- semaphores ---------------------------------------------------------
 
@@ -191,46 +167,11 @@ class Impl:
 
     def sem_pingpong(self, cfg: Config) -> dict[str, Any]:
         with self._two_semaphores(cfg, 0) as (acq0, rel0, acq1, rel1):
-
-            def child(peer: Peer) -> None:
-                while n := peer.next_command():
-                    for _ in repeat(None, n):
-                        acq0()
-                        rel1()
-
-            with Peer(child, cfg.peer_cpu) as peer:
-
-                def batch(n: int) -> int:
-                    peer.command(n)
-                    t0 = now_ns()
-                    for _ in repeat(None, n):
-                        rel0()
-                        acq1()
-                    return now_ns() - t0
-
-                return calibrate(batch, cfg)
+            return measure_sem_pingpong(acq0, rel0, acq1, rel1, cfg)
 
     def sem_uncontended(self, undo: bool, cfg: Config) -> dict[str, Any]:
         with self._two_semaphores(cfg, 1) as (acq, rel, _, _):
-            if undo:
-
-                def batch(n: int) -> int:
-                    t0 = now_ns()
-                    for _ in repeat(None, n):
-                        acq(undo=True)
-                        rel(undo=True)
-                    return now_ns() - t0
-
-            else:
-
-                def batch(n: int) -> int:
-                    t0 = now_ns()
-                    for _ in repeat(None, n):
-                        acq()
-                        rel()
-                    return now_ns() - t0
-
-            return calibrate(batch, cfg)
+            return measure_sem_uncontended(acq, rel, cfg, undo_keyword=undo)
 
     # -- shared memory ------------------------------------------------------
 
