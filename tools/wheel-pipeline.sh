@@ -4,12 +4,17 @@
 # the metadata with twine, install the repaired wheel into a fresh venv and
 # run the test suite against the installed wheel (not the source tree).
 #
-#   tools/wheel-pipeline.sh [PYTHON]     (default: python3)
+#   tools/wheel-pipeline.sh [PYTHON [PYTEST ARGS...]]   (default: python3, tests)
 #
-# The repaired wheel and the sdist are left in wheelhouse/.
+# The repaired wheel and the sdist are left in wheelhouse/.  For CPython 3.14
+# and 3.15 from Debian sid (tools/debian-python.sh):
+#
+#   tools/debian-python.sh 3.15 tools/wheel-pipeline.sh /usr/bin/python3.15
 set -euo pipefail
 
 python=${1:-python3}
+shift || true
+[ $# -gt 0 ] || set -- tests
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -54,4 +59,4 @@ import sysvipc, sysvipc._sysvipc as c
 assert "site-packages" in sysvipc.__file__, sysvipc.__file__
 print("testing", sysvipc.__file__, c.__file__)
 PY
-"$work/test/bin/python" -m pytest -p no:cacheprovider -q tests
+"$work/test/bin/python" -m pytest -p no:cacheprovider -q "$@"
