@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -70,6 +71,13 @@ def _isolate() -> tuple[bool, str]:
 # At import, before any test module (or the library) runs: conftest.py is
 # the first project code pytest loads.
 PRIVATE_NAMESPACE, ISOLATION = _isolate()
+
+# A run started in the background of a script (`pytest &` without job
+# control, nohup) inherits SIGINT ignored, and Python then installs no
+# KeyboardInterrupt handler, in this process or in the children it starts:
+# the Ctrl-C tests would fail.  Run as if started from a terminal.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 from sysvipc import lowlevel as ll  # noqa: E402  (after leaving the namespace)
 
